@@ -64,7 +64,8 @@ pub(super) fn decode_connect(r: &mut Reader) -> Result<Connect, DecodeError> {
         } else {
             Default::default()
         };
-        // [MQTT-3.1.3-?] the Will Topic is a Topic Name: not empty, no wildcards.
+        // [MQTT-3.1.3-11] the Will Topic is a UTF-8 string, and as a Topic Name it is not
+        // empty [MQTT-4.7.3-1] and has no wildcards [MQTT-4.7.0-1].
         let topic = TopicName::try_from(r.string()?).map_err(DecodeError::InvalidTopicName)?;
         Some(Will {
             topic,

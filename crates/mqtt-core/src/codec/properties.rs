@@ -210,7 +210,8 @@ fn user_property(r: &mut Reader) -> Result<UserProperty, DecodeError> {
     })
 }
 
-/// [MQTT-3.3.2-14] [MQTT-3.1.3-11] a Response Topic is a Topic Name: no wildcards.
+/// [MQTT-3.3.2-14] a Response Topic has no wildcards (the same holds in Will Properties,
+/// spec 3.1.3.2.5).
 fn response_topic(r: &mut Reader, id: u8) -> Result<TopicName, DecodeError> {
     TopicName::try_from(r.string()?).map_err(|_| DecodeError::InvalidPropertyValue(id))
 }
@@ -244,7 +245,8 @@ impl PropertySet for ConnectProperties {
     fn apply(&mut self, id: u8, r: &mut Reader) -> Result<(), DecodeError> {
         match id {
             SESSION_EXPIRY_INTERVAL => once(&mut self.session_expiry_interval, id, r.u32()?),
-            // [MQTT-3.1.2-?] Receive Maximum and Maximum Packet Size of 0 are Protocol Errors.
+            // Receive Maximum and Maximum Packet Size of 0 are Protocol Errors (spec 3.1.2.11.3,
+            // 3.1.2.11.4).
             RECEIVE_MAXIMUM => once(&mut self.receive_maximum, id, non_zero_u16(r, id)?),
             MAXIMUM_PACKET_SIZE => once(&mut self.maximum_packet_size, id, non_zero_u32(r, id)?),
             TOPIC_ALIAS_MAXIMUM => once(&mut self.topic_alias_maximum, id, r.u16()?),

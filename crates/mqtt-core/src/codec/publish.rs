@@ -37,7 +37,7 @@ pub(super) fn decode(
         Default::default()
     };
     let topic = if topic.is_empty() && version.is_v5() {
-        // [MQTT-3.3.2-?] a zero-length Topic Name is allowed only with a Topic Alias.
+        // A zero-length Topic Name without a Topic Alias is a Protocol Error (spec 3.3.2.1).
         if properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicWithoutAlias);
         }
