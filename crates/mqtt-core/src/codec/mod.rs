@@ -63,7 +63,9 @@ const RESERVE_AHEAD: usize = 64 * 1024;
 /// Returns `Ok(None)` when `buf` does not hold a whole packet yet; nothing is consumed then,
 /// and `buf` has been given room for (part of) the rest. On `Ok(Some(_))` the packet's bytes
 /// are gone from `buf` and any bytes after it stay. An `Err` means the peer broke the
-/// protocol: close the connection, in 5.0 after sending [`DecodeError::reason_code`].
+/// protocol: close the connection, in 5.0 after sending [`DecodeError::reason_code`]. What
+/// is left in `buf` after an error is unspecified (a packet refused for its body has been
+/// taken out, one refused for its header has not); nothing more should be decoded from it.
 #[inline]
 pub fn decode(
     buf: &mut BytesMut,
