@@ -127,7 +127,7 @@ pub(super) fn decode_suback(
         } else {
             // 3.1.1 table 3.x: 0, 1, 2 or 0x80 (Failure).
             match code {
-                0x00 | 0x01 | 0x02 => ReasonCode::from_u8(code),
+                0x00..=0x02 => ReasonCode::from_u8(code),
                 0x80 => Some(ReasonCode::UnspecifiedError),
                 _ => None,
             }
