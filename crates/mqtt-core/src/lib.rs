@@ -74,8 +74,10 @@
 #[cfg(feature = "_arbitrary")]
 #[doc(hidden)]
 pub mod arbitrary;
+pub mod broker;
 pub mod codec;
 pub mod packet;
+mod timer;
 pub mod topic;
 
 pub use packet::{Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode};

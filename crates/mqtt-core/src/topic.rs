@@ -32,13 +32,12 @@ impl TopicName {
     ///
     /// If `s` is empty, longer than 65535 bytes, contains U+0000, or
     /// contains a wildcard (`+` or `#`).
+    #[inline]
     pub fn new(s: impl Into<ByteString>) -> Result<Self, TopicError> {
         let s = s.into();
-        check_common(&s)?;
-        if s.bytes().any(is_wildcard) {
-            // [MQTT-4.7.0-1]
-            return Err(TopicError::WildcardInName);
-        }
+        // Checking apart from wrapping keeps the 32-byte string in registers: the decoder
+        // calls this for every PUBLISH, and a result passed back through memory stalls.
+        check_name(&s)?;
         Ok(Self(s))
     }
 
@@ -288,6 +287,16 @@ pub enum TopicError {
     InvalidSharedSubscription,
 }
 
+/// Checks the rules of a Topic Name.
+fn check_name(s: &str) -> Result<(), TopicError> {
+    check_common(s)?;
+    if any_byte(s, is_wildcard) {
+        // [MQTT-4.7.0-1]
+        return Err(TopicError::WildcardInName);
+    }
+    Ok(())
+}
+
 /// Checks the rules that Topic Names and Topic Filters share.
 fn check_common(s: &str) -> Result<(), TopicError> {
     if s.is_empty() {
@@ -298,7 +307,7 @@ fn check_common(s: &str) -> Result<(), TopicError> {
         // [MQTT-4.7.3-3]
         return Err(TopicError::TooLong);
     }
-    if s.as_bytes().contains(&0) {
+    if any_byte(s, |b| b == 0) {
         // [MQTT-4.7.3-2]
         return Err(TopicError::NullCharacter);
     }
@@ -323,6 +332,14 @@ fn check_wildcards(filter: &str) -> Result<(), TopicError> {
 
 fn is_wildcard(b: u8) -> bool {
     b == b'+' || b == b'#'
+}
+
+/// Whether any byte of `s` is one `pred` picks. A fold without early exit vectorizes, which
+/// on topic-sized strings is several times faster than `contains` or `any`; this runs on
+/// the topic of every PUBLISH decoded.
+#[inline]
+fn any_byte(s: &str, pred: impl Fn(u8) -> bool) -> bool {
+    s.bytes().fold(false, |found, b| found | pred(b))
 }
 
 /// Implements the string traits that [`TopicName`] and [`TopicFilter`] share.
@@ -375,6 +392,7 @@ macro_rules! str_newtype_impls {
         impl TryFrom<ByteString> for $ty {
             type Error = TopicError;
 
+            #[inline]
             fn try_from(s: ByteString) -> Result<Self, TopicError> {
                 Self::new(s)
             }

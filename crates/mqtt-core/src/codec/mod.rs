@@ -98,7 +98,11 @@ pub fn decode_body(
     }
     let mut r = Reader::new(body);
     let packet = match header.packet_type {
-        PacketType::Publish => Packet::Publish(publish::decode(header.flags, &mut r, version)?),
+        // The payload is the rest of the body, so no byte is left for `finish` to find:
+        // returning here builds the packet in place instead of moving it out of `packet`.
+        PacketType::Publish => {
+            return publish::decode(header.flags, &mut r, version).map(Packet::Publish)
+        }
         PacketType::PubAck => Packet::PubAck(ack::decode(&mut r, version, PacketType::PubAck)?),
         PacketType::PubRec => Packet::PubRec(ack::decode(&mut r, version, PacketType::PubRec)?),
         PacketType::PubRel => Packet::PubRel(ack::decode(&mut r, version, PacketType::PubRel)?),

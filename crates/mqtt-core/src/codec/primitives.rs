@@ -19,20 +19,24 @@ pub(crate) struct Reader {
 }
 
 impl Reader {
+    #[inline]
     pub(crate) fn new(buf: Bytes) -> Self {
         Self { buf }
     }
 
+    #[inline]
     pub(crate) fn remaining(&self) -> usize {
         self.buf.len()
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()
     }
 
     /// Fails unless every byte was consumed: lengths inside the packet must add up to its
     /// remaining length.
+    #[inline]
     pub(crate) fn finish(&self) -> Result<(), DecodeError> {
         if self.buf.is_empty() {
             Ok(())
@@ -41,18 +45,21 @@ impl Reader {
         }
     }
 
+    #[inline]
     pub(crate) fn u8(&mut self) -> Result<u8, DecodeError> {
         self.buf
             .try_get_u8()
             .map_err(|_| DecodeError::LengthMismatch)
     }
 
+    #[inline]
     pub(crate) fn u16(&mut self) -> Result<u16, DecodeError> {
         self.buf
             .try_get_u16()
             .map_err(|_| DecodeError::LengthMismatch)
     }
 
+    #[inline]
     pub(crate) fn u32(&mut self) -> Result<u32, DecodeError> {
         self.buf
             .try_get_u32()
@@ -70,12 +77,26 @@ impl Reader {
         }
     }
 
+    /// Takes a Variable Byte Integer of 0 off the front, if that is what comes next: the
+    /// property length of a packet without properties. Zero has only one encoding, the byte
+    /// 0 (spec 1.5.5), so `false` leaves anything else, malformed or not, to [`Self::varint`].
+    #[inline]
+    pub(crate) fn zero_varint(&mut self) -> bool {
+        let zero = self.buf.first() == Some(&0);
+        if zero {
+            self.buf.advance(1);
+        }
+        zero
+    }
+
+    #[inline]
     pub(crate) fn packet_id(&mut self) -> Result<PacketId, DecodeError> {
         // [MQTT-2.2.1-3] a packet identifier is never zero.
         PacketId::new(self.u16()?).ok_or(DecodeError::PacketIdZero)
     }
 
     /// The next `len` bytes as a slice of the input.
+    #[inline]
     pub(crate) fn take(&mut self, len: usize) -> Result<Bytes, DecodeError> {
         if len > self.buf.len() {
             return Err(DecodeError::LengthMismatch);
@@ -84,27 +105,32 @@ impl Reader {
     }
 
     /// All that is left.
+    #[inline]
     pub(crate) fn rest(&mut self) -> Bytes {
         core::mem::take(&mut self.buf)
     }
 
     /// Binary Data: a two-byte length and that many bytes (spec 1.5.6).
+    #[inline]
     pub(crate) fn binary(&mut self) -> Result<Bytes, DecodeError> {
         let len = self.u16()?;
         self.take(usize::from(len))
     }
 
     /// A UTF-8 Encoded String (spec 1.5.4).
+    #[inline]
     pub(crate) fn string(&mut self) -> Result<ByteString, DecodeError> {
         utf8(self.binary()?)
     }
 }
 
 /// Checks that `bytes` is a well-formed UTF-8 string as MQTT defines it, without copying.
+#[inline]
 pub(crate) fn utf8(bytes: Bytes) -> Result<ByteString, DecodeError> {
     // [MQTT-1.5.4-2] U+0000 is forbidden; checking the byte is enough because UTF-8 never
-    // encodes anything else with a zero byte.
-    if bytes.contains(&0) {
+    // encodes anything else with a zero byte. A fold without early exit vectorizes; it is
+    // several times cheaper than `contains` (a `memchr` call) on the short strings of MQTT.
+    if bytes.iter().fold(false, |null, &b| null | (b == 0)) {
         return Err(DecodeError::NullCharacter);
     }
     // [MQTT-1.5.4-1] ill-formed UTF-8, including encoded surrogates, is malformed:

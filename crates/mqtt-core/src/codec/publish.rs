@@ -31,7 +31,9 @@ pub(super) fn decode(
     } else {
         Some(r.packet_id()?)
     };
-    let properties: PublishProperties = if version.is_v5() {
+    // Most messages carry no properties: skip the property decoder, and its large return
+    // value, for a property length of 0.
+    let properties: PublishProperties = if version.is_v5() && !r.zero_varint() {
         properties::decode(r)?
     } else {
         Default::default()

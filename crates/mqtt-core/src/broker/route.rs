@@ -1,0 +1,250 @@
+//! Fan-out: match a message against the subscriptions, deliver one copy per client at the
+//! QoS it may have, and encode each copy for its connection sharing the payload `Bytes`.
+
+use core::num::NonZeroU32;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+
+use super::event::{ConnId, Transmit};
+use super::session::{InFlight, OutState};
+use super::Broker;
+use crate::codec::encode_publish_header;
+use crate::packet::{PacketId, ProtocolVersion, Publish, PublishProperties, QoS};
+use crate::topic::TopicName;
+
+/// An application message as the broker holds it: what every copy shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Message {
+    pub(crate) topic: TopicName,
+    pub(crate) payload: Bytes,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    /// v5 properties to forward; Topic Alias and Subscription Identifiers are per hop and
+    /// are never kept here.
+    pub(crate) properties: PublishProperties,
+    /// When the Message Expiry Interval runs out.
+    pub(crate) expires_at: Option<Instant>,
+    /// The publishing client, for No Local.
+    pub(crate) origin: Option<ByteString>,
+}
+
+impl Message {
+    pub(crate) fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|t| t <= now)
+    }
+}
+
+/// One copy of a message for one session.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub(crate) msg: Message,
+    pub(crate) qos: QoS,
+    pub(crate) retain: bool,
+    pub(crate) sub_ids: Vec<NonZeroU32>,
+}
+
+impl Broker {
+    /// Routes a message to every matching subscription.
+    pub(crate) fn route(&mut self, now: Instant, msg: &Message) -> usize {
+        let mut routes = core::mem::take(&mut self.routes);
+        routes.clear();
+        let sessions = &self.sessions;
+        let conns = &self.conns;
+        let rng = &mut self.rng;
+        self.subs.route(
+            &msg.topic,
+            msg.origin.as_ref(),
+            &mut |members: &[ByteString]| {
+                // A shared group prefers members that are online; among them, a seeded pick.
+                let online: Vec<usize> = (0..members.len())
+                    .filter(|i| {
+                        members
+                            .get(*i)
+                            .and_then(|m| sessions.get(m))
+                            .and_then(|s| s.conn)
+                            .is_some_and(|c| conns.contains_key(&c))
+                    })
+                    .collect();
+                let r = rng.next() as usize;
+                if online.is_empty() {
+                    r % members.len().max(1)
+                } else {
+                    online.get(r % online.len()).copied().unwrap_or(usize::MAX)
+                }
+            },
+            &mut routes,
+        );
+        let count = routes.len();
+        for r in routes.drain(..) {
+            let qos = msg.qos.min(r.qos).min(self.config.maximum_qos);
+            let d = Delivery {
+                msg: msg.clone(),
+                qos,
+                // [MQTT-3.3.1-12] [MQTT-3.3.1-13] live messages keep RETAIN only with
+                // Retain As Published.
+                retain: msg.retain && r.retain_as_published,
+                sub_ids: r.sub_ids,
+            };
+            self.deliver(now, &r.client, d);
+        }
+        self.routes = routes;
+        count
+    }
+
+    /// Gives one copy to a session: sent now if its connection has room, else queued.
+    pub(crate) fn deliver(&mut self, now: Instant, client: &ByteString, d: Delivery) {
+        let Some(session) = self.sessions.get_mut(client) else {
+            return;
+        };
+        let conn = session.conn.filter(|c| self.conns.contains_key(c));
+        match (conn, d.qos) {
+            (Some(conn), QoS::AtMostOnce) => {
+                if self.write_room(conn) {
+                    self.send_publish(now, conn, &d, None, false);
+                } else {
+                    self.stats.dropped += 1;
+                }
+            }
+            // QoS 0 for offline sessions is not kept (as Mosquitto does by default).
+            (None, QoS::AtMostOnce) => {}
+            (_, _) => {
+                let limits = &self.config.limits;
+                if !session.enqueue(d, limits) {
+                    self.stats.dropped += 1;
+                }
+                if let Some(conn) = conn {
+                    self.pump(now, conn);
+                }
+            }
+        }
+    }
+
+    /// Moves queued messages of the session on `conn` into flight while the window and the
+    /// connection's write budget allow.
+    pub(crate) fn pump(&mut self, now: Instant, conn: ConnId) {
+        loop {
+            if !self.write_room(conn) {
+                return;
+            }
+            let Some(c) = self.conns.get(&conn) else {
+                return;
+            };
+            let window = usize::from(self.config.limits.max_inflight.min(c.client_receive_max));
+            let Some(session) = c.session.as_ref().and_then(|s| self.sessions.get_mut(s)) else {
+                return;
+            };
+            if session.inflight.len() >= window {
+                return;
+            }
+            let Some(d) = session.dequeue() else {
+                return;
+            };
+            if d.msg.is_expired(now) {
+                continue;
+            }
+            if d.qos == QoS::AtMostOnce {
+                self.send_publish(now, conn, &d, None, false);
+                continue;
+            }
+            let Some(id) = session.next_packet_id() else {
+                return;
+            };
+            let state = if d.qos == QoS::AtLeastOnce {
+                OutState::Qos1Sent
+            } else {
+                OutState::Qos2Sent
+            };
+            if self.send_publish(now, conn, &d, Some(id), false) {
+                if let Some(session) = self.session_of(conn) {
+                    session.inflight.push_back(InFlight {
+                        id,
+                        state,
+                        delivery: d,
+                    });
+                }
+            }
+        }
+    }
+
+    fn write_room(&self, conn: ConnId) -> bool {
+        self.conns
+            .get(&conn)
+            .is_some_and(|c| c.pending_write < self.config.limits.max_pending_write_bytes)
+    }
+
+    /// Encodes and queues one PUBLISH for `conn`. Returns false if the message was dropped
+    /// for this subscriber (too large for its Maximum Packet Size [MQTT-3.1.2-25], expired).
+    pub(crate) fn send_publish(
+        &mut self,
+        now: Instant,
+        conn: ConnId,
+        d: &Delivery,
+        packet_id: Option<PacketId>,
+        dup: bool,
+    ) -> bool {
+        let Some(c) = self.conns.get_mut(&conn) else {
+            return false;
+        };
+        let version = c.version;
+        let mut publish = Publish {
+            dup,
+            qos: d.qos,
+            retain: d.retain,
+            topic: d.msg.topic.clone(),
+            packet_id,
+            properties: PublishProperties::default(),
+            payload: d.msg.payload.clone(),
+        };
+        if version == ProtocolVersion::V5 {
+            let mut props = d.msg.properties.clone();
+            if let Some(at) = d.msg.expires_at {
+                // [MQTT-3.3.2-6] forward the expiry that is left.
+                let Some(left) = at.checked_duration_since(now).filter(|l| !l.is_zero()) else {
+                    return false;
+                };
+                props.message_expiry_interval = Some(ceil_secs(left));
+            }
+            props.subscription_identifiers = d.sub_ids.clone();
+            props.topic_alias = None;
+            if let Some((alias, known)) = c.aliases_out.alias_for(&publish.topic) {
+                props.topic_alias = Some(alias);
+                if known {
+                    publish.topic = TopicName::empty();
+                }
+            }
+            publish.properties = props;
+        } else if d.msg.is_expired(now) {
+            return false;
+        }
+        let mark = self.buf.len();
+        if encode_publish_header(&publish, version, &mut self.buf).is_err() {
+            self.buf.truncate(mark);
+            return false;
+        }
+        let header = self.buf.split().freeze();
+        let size = header.len() + publish.payload.len();
+        if size > c.client_max_packet as usize {
+            // [MQTT-3.1.2-25] never send a client more than its Maximum Packet Size; the
+            // message is dropped for this client only. An alias made for it is forgotten.
+            c.aliases_out.forget(&d.msg.topic);
+            self.stats.dropped += 1;
+            return false;
+        }
+        c.pending_write += size;
+        self.stats.messages_sent += 1;
+        self.stats.bytes_sent += size as u64;
+        self.transmits.push_back(Transmit {
+            conn,
+            bytes: header,
+            payload: publish.payload,
+        });
+        true
+    }
+}
+
+fn ceil_secs(d: Duration) -> u32 {
+    let secs = d.as_secs() + u64::from(d.subsec_nanos() > 0);
+    u32::try_from(secs).unwrap_or(u32::MAX)
+}

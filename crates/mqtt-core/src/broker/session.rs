@@ -1,0 +1,132 @@
+//! Sessions: what outlives a connection. Subscriptions, messages in flight and queued,
+//! the QoS 2 packet ids received and not yet released, expiry, and a pending delayed will.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use bytestring::ByteString;
+
+use super::config::{Limits, QueueFullPolicy};
+use super::event::ConnId;
+use super::route::Delivery;
+use super::subscriptions::SubEntry;
+use crate::packet::{PacketId, ProtocolVersion, Will};
+
+/// Where an outgoing QoS 1/2 message stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OutState {
+    /// QoS 1 sent, waiting for PUBACK.
+    Qos1Sent,
+    /// QoS 2 sent, waiting for PUBREC.
+    Qos2Sent,
+    /// PUBREL sent, waiting for PUBCOMP.
+    Qos2Released,
+}
+
+/// One outgoing QoS 1/2 message in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct InFlight {
+    pub(crate) id: PacketId,
+    pub(crate) state: OutState,
+    pub(crate) delivery: Delivery,
+}
+
+/// A session, keyed by client identifier.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// The connection using it, if any.
+    pub(crate) conn: Option<ConnId>,
+    /// Protocol version of the last connection: queued messages are coded for it.
+    pub(crate) version: ProtocolVersion,
+    /// Session Expiry Interval in seconds; `u32::MAX` never expires.
+    pub(crate) expiry_interval: u32,
+    /// When an offline session ends.
+    pub(crate) expires_at: Option<Instant>,
+    /// Filter string to subscription, mirrored in the broker's trie.
+    pub(crate) subscriptions: HashMap<ByteString, SubEntry>,
+    /// Outgoing QoS 1/2 messages sent and not completed, in send order.
+    pub(crate) inflight: VecDeque<InFlight>,
+    /// Messages waiting for room in the in-flight window or for the client to come back.
+    pub(crate) queue: VecDeque<Delivery>,
+    pub(crate) queued_bytes: usize,
+    /// Incoming QoS 2 packet ids received and not yet released by PUBREL.
+    pub(crate) incoming_qos2: HashSet<PacketId>,
+    next_id: u16,
+    /// A will waiting for its Will Delay Interval.
+    pub(crate) pending_will: Option<(Instant, Will)>,
+    /// Messages dropped because the queue was full.
+    pub(crate) dropped: u64,
+}
+
+impl Session {
+    pub(crate) fn new(version: ProtocolVersion) -> Self {
+        Self {
+            conn: None,
+            version,
+            expiry_interval: 0,
+            expires_at: None,
+            subscriptions: HashMap::new(),
+            inflight: VecDeque::new(),
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            incoming_qos2: HashSet::new(),
+            next_id: 0,
+            pending_will: None,
+            dropped: 0,
+        }
+    }
+
+    /// The next packet id not in flight. `None` only if all 65,535 are, which the in-flight
+    /// limit (at most 65,535) rules out.
+    pub(crate) fn next_packet_id(&mut self) -> Option<PacketId> {
+        for _ in 0..u16::MAX {
+            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            let id = PacketId::new(self.next_id)?;
+            if !self.inflight.iter().any(|f| f.id == id) {
+                return Some(id);
+            }
+        }
+        None
+    }
+
+    /// Queues a delivery under the session's limits; returns false if it was dropped.
+    pub(crate) fn enqueue(&mut self, d: Delivery, limits: &Limits) -> bool {
+        let size = d.msg.payload.len();
+        let full = |s: &Self| {
+            s.queue.len() >= limits.max_queued_messages
+                || s.queued_bytes + size > limits.max_queued_bytes
+        };
+        if full(self) {
+            match limits.queue_full {
+                QueueFullPolicy::DropNewest => {
+                    self.dropped += 1;
+                    return false;
+                }
+                QueueFullPolicy::DropOldest => {
+                    while full(self) {
+                        let Some(old) = self.queue.pop_front() else {
+                            // Even an empty queue cannot take it: too large on its own.
+                            self.dropped += 1;
+                            return false;
+                        };
+                        self.queued_bytes -= old.msg.payload.len();
+                        self.dropped += 1;
+                    }
+                }
+            }
+        }
+        self.queued_bytes += size;
+        self.queue.push_back(d);
+        true
+    }
+
+    pub(crate) fn dequeue(&mut self) -> Option<Delivery> {
+        let d = self.queue.pop_front()?;
+        self.queued_bytes -= d.msg.payload.len();
+        Some(d)
+    }
+
+    pub(crate) fn inflight_position(&self, id: PacketId) -> Option<usize> {
+        self.inflight.iter().position(|f| f.id == id)
+    }
+}
