@@ -1,0 +1,198 @@
+//! `mqtt broker`: run an MQTT broker until Ctrl-C or SIGTERM.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use mqtt_core::broker::BrokerConfig;
+use mqtt_tokio::broker::Server;
+use mqtt_tokio::TlsConfig;
+use tracing::info;
+
+use crate::config::{FileConfig, TlsSection, PACKET_SIZE_RANGE};
+
+/// Flags of `mqtt broker`; each overrides the same key of `--config`.
+#[derive(Debug, Args)]
+pub struct BrokerArgs {
+    /// Address to listen on [default: 127.0.0.1]
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<IpAddr>,
+    /// TCP port; 0 picks a free one (the bound address is logged) [default: 1883]
+    #[arg(short, long, value_name = "N")]
+    pub port: Option<u16>,
+    /// TOML configuration file (see docs/configuration.md)
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Largest packet accepted, in bytes [default: 1048576]
+    #[arg(long, value_name = "BYTES",
+          value_parser = clap::value_parser!(u32).range(i64::from(*PACKET_SIZE_RANGE.start())..=i64::from(*PACKET_SIZE_RANGE.end())))]
+    pub max_packet_size: Option<u32>,
+    /// Port of a TLS listener (needs --tls-cert and --tls-key)
+    #[arg(long, value_name = "N")]
+    pub tls_port: Option<u16>,
+    /// PEM certificate chain for the TLS listener
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for the TLS listener
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+    /// Which adapter runs the broker
+    #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
+    pub runtime: Runtime,
+}
+
+/// The adapters `--runtime` can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Runtime {
+    /// mqtt-tokio: multi-threaded tokio
+    Tokio,
+    /// mqtt-smol (planned)
+    Smol,
+    /// mqtt-blocking: std::net and threads (planned)
+    Blocking,
+}
+
+/// What the broker will run with: the file, then the flags, over the defaults.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The broker's configuration.
+    pub config: BrokerConfig,
+    /// The plain TCP listener.
+    pub tcp: SocketAddr,
+    /// The TLS listener, if any.
+    pub tls: Option<(SocketAddr, TlsConfig)>,
+}
+
+impl Settings {
+    /// Reads `--config` (if given) and lays the flags over it.
+    pub fn resolve(args: &BrokerArgs) -> anyhow::Result<Self> {
+        let file = match &args.config {
+            Some(path) => FileConfig::read(path)?,
+            None => FileConfig::default(),
+        };
+        let mut config = BrokerConfig {
+            version: format!("mqtt {}", env!("CARGO_PKG_VERSION")),
+            seed: seed(),
+            ..BrokerConfig::default()
+        };
+        file.apply(&mut config)?;
+        if let Some(size) = args.max_packet_size {
+            config.limits.max_packet_size = size;
+        }
+        let bind = args
+            .bind
+            .or(file.bind)
+            .unwrap_or(Ipv4Addr::LOCALHOST.into());
+        let port = args.port.or(file.port).unwrap_or(1883);
+        let section = file.tls.unwrap_or_default();
+        let tls = match (
+            args.tls_port.or(section.port),
+            args.tls_cert.clone().or(section.cert),
+            args.tls_key.clone().or(section.key),
+        ) {
+            (None, None, None) => None,
+            (Some(port), Some(cert_path), Some(key_path)) => Some((
+                SocketAddr::new(bind, port),
+                TlsConfig {
+                    cert_path,
+                    key_path,
+                },
+            )),
+            (port, cert, key) => {
+                let missing = TlsSection { port, cert, key };
+                bail!(
+                    "TLS needs a port, a certificate and a key: {}",
+                    missing_tls(&missing, args.config.as_deref())
+                );
+            }
+        };
+        Ok(Self {
+            config,
+            tcp: SocketAddr::new(bind, port),
+            tls,
+        })
+    }
+}
+
+/// A different seed each run, so that assigned client ids differ between runs.
+fn seed() -> u64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    nanos ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+/// Names what is missing for a TLS listener, and where it could be given.
+fn missing_tls(given: &TlsSection, file: Option<&Path>) -> String {
+    let place = |key: &str, flag: &str| match file {
+        Some(f) => format!("{flag} (or [tls] {key} in {})", f.display()),
+        None => flag.to_owned(),
+    };
+    let mut missing = Vec::new();
+    if given.port.is_none() {
+        missing.push(place("port", "--tls-port"));
+    }
+    if given.cert.is_none() {
+        missing.push(place("cert", "--tls-cert"));
+    }
+    if given.key.is_none() {
+        missing.push(place("key", "--tls-key"));
+    }
+    format!("missing {}", missing.join(", "))
+}
+
+/// Runs `mqtt broker` to the end.
+pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
+    match args.runtime {
+        Runtime::Tokio => {}
+        other => {
+            let name = other.to_possible_value().map(|v| v.get_name().to_owned());
+            bail!(
+                "--runtime {}: that adapter is not built yet; only `tokio` is available",
+                name.unwrap_or_default()
+            );
+        }
+    }
+    let settings = Settings::resolve(args)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?;
+    rt.block_on(async {
+        let mut server = Server::new(settings.config).listen_tcp(settings.tcp);
+        if let Some((addr, tls)) = settings.tls {
+            server = server.listen_tls(addr, tls);
+        }
+        server.run_until(stop_signal()).await
+    })?;
+    info!("bye");
+    Ok(())
+}
+
+/// Ctrl-C, or SIGTERM on Unix. If no handler can be installed, never.
+async fn stop_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                term.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+    info!("stop signal received");
+}

@@ -1,0 +1,201 @@
+//! The broker server: listeners, one router task owning `mqtt_core::broker::Broker`, and one I/O
+//! task per connection.
+//!
+//! ```text
+//! Server::new(config).listen_tcp(a).listen_tls(b, tls) ──start()──► RunningServer
+//!                                                                    ├─ local_addrs()
+//!                                                                    └─ shutdown().await
+//! ```
+//!
+//! `start` binds every listener before it returns, so a listener on port 0 already knows its
+//! port; `run_until` is `start`, then a graceful shutdown when the given future completes.
+
+mod connection;
+mod router;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use mqtt_core::broker::{Broker, BrokerConfig};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
+use tracing::{info, warn};
+
+use crate::transport::{Incoming, TlsConfig};
+use crate::Error;
+use router::{Input, Router};
+
+/// Inputs that may wait for the router before connection tasks stop reading their sockets.
+const INBOX_CAPACITY: usize = 1024;
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+/// A broker server to be started: its configuration and what to listen on.
+#[derive(Debug, Clone)]
+pub struct Server {
+    config: BrokerConfig,
+    listeners: Vec<(SocketAddr, Option<TlsConfig>)>,
+}
+
+impl Server {
+    /// A server for `config`, with no listener yet.
+    pub fn new(config: BrokerConfig) -> Self {
+        Self {
+            config,
+            listeners: Vec::new(),
+        }
+    }
+
+    /// Adds a plain TCP listener (`mqtt://`). Port 0 picks a free port: see
+    /// [`RunningServer::local_addrs`].
+    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
+        self.listeners.push((addr, None));
+        self
+    }
+
+    /// Adds a TLS listener (`mqtts://`) with the certificate and key in `tls`.
+    pub fn listen_tls(mut self, addr: SocketAddr, tls: TlsConfig) -> Self {
+        self.listeners.push((addr, Some(tls)));
+        self
+    }
+
+    /// Loads the TLS files, binds every listener and starts serving.
+    pub async fn start(self) -> Result<RunningServer, Error> {
+        let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let mut bound = Vec::with_capacity(self.listeners.len());
+        for (addr, tls) in &self.listeners {
+            let acceptor = tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+            let listener = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: *addr,
+                    source,
+                })?;
+            let local = listener.local_addr().map_err(|source| Error::Bind {
+                addr: *addr,
+                source,
+            })?;
+            bound.push((listener, local, acceptor));
+        }
+        let mut local_addrs = Vec::with_capacity(bound.len());
+        let mut listeners = Vec::with_capacity(bound.len());
+        for (listener, addr, tls) in bound {
+            let scheme = if tls.is_some() { "mqtts" } else { "mqtt" };
+            info!("listening on {scheme}://{addr}");
+            local_addrs.push(ListenAddr {
+                addr,
+                tls: tls.is_some(),
+            });
+            listeners.push(tokio::spawn(accept_loop(listener, tls, inbox_tx.clone())));
+        }
+        let (stop, stop_rx) = oneshot::channel();
+        let router = Router::new(Broker::new(self.config), inbox, inbox_tx);
+        Ok(RunningServer {
+            local_addrs,
+            listeners,
+            stop: Some(stop),
+            router: tokio::spawn(router.run(stop_rx)),
+        })
+    }
+
+    /// Starts, serves until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl Future<Output = ()>) -> Result<(), Error> {
+        let mut server = self.start().await?;
+        tokio::select! {
+            () = signal => server.shutdown().await,
+            // The router ends on its own only by failing.
+            joined = &mut server.router => {
+                joined?;
+                Ok(())
+            }
+        }
+    }
+}
+
+/// A listening address of a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListenAddr {
+    /// The bound address (with the actual port when port 0 was asked for).
+    pub addr: SocketAddr,
+    /// Whether this listener speaks TLS.
+    pub tls: bool,
+}
+
+/// A started server. Dropping it stops everything at once; [`RunningServer::shutdown`] stops
+/// gracefully.
+#[derive(Debug)]
+pub struct RunningServer {
+    local_addrs: Vec<ListenAddr>,
+    listeners: Vec<JoinHandle<()>>,
+    stop: Option<oneshot::Sender<()>>,
+    router: JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// Every listener's bound address, in the order they were added.
+    pub fn local_addrs(&self) -> &[ListenAddr] {
+        &self.local_addrs
+    }
+
+    /// The first plain TCP listener's address.
+    pub fn tcp_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs.iter().find(|l| !l.tls).map(|l| l.addr)
+    }
+
+    /// The first TLS listener's address.
+    pub fn tls_addr(&self) -> Option<SocketAddr> {
+        self.local_addrs.iter().find(|l| l.tls).map(|l| l.addr)
+    }
+
+    /// Stops accepting, disconnects every client (5.0 clients hear DISCONNECT 0x8B, wills
+    /// are published), waits up to 2 s for the last bytes to be written, then stops.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        (&mut self.router).await?;
+        info!("stopped");
+        Ok(())
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        for listener in &self.listeners {
+            listener.abort();
+        }
+        // Aborting the router drops its connection tasks, which aborts them.
+        self.router.abort();
+    }
+}
+
+/// Accepts sockets and hands them to the router; the TLS handshake happens on the
+/// connection's own task.
+async fn accept_loop(listener: TcpListener, tls: Option<TlsAcceptor>, inbox: mpsc::Sender<Input>) {
+    loop {
+        let (tcp, addr) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(ACCEPT_BACKOFF).await;
+                continue;
+            }
+        };
+        // MQTT packets are small and latency matters: no Nagle delay.
+        let _ = tcp.set_nodelay(true);
+        let incoming = Incoming {
+            tcp,
+            addr,
+            tls: tls.clone(),
+        };
+        if inbox.send(Input::Accept(incoming)).await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,93 @@
+//! Tokio adapter for `mqtt-core`: the sans-IO MQTT broker, served over TCP and TLS sockets.
+//!
+//! `mqtt-core` holds the protocol; this crate only moves bytes and time in and out of it.
+//!
+//! # Data flow
+//!
+//! ```text
+//!  listener tasks (TCP, TLS)                 router task                     connection tasks
+//!  accept ──► Input::Accept ─────────┐      owns mqtt_core::broker::Broker    one per socket
+//!                                    ▼                                        read_buf ──► codec::decode
+//!                 bounded inbox (back-pressure on reads) ◄── Input::Packet ───┘  (version from its CONNECT)
+//!                          │                                 Input::Written (one per flush)
+//!                          ▼                                 Input::Closed  (EOF, error)
+//!      handle_packet / handle_written / handle_closed / handle_timeout
+//!      drain poll_transmit ──► per-connection writer channel ──► write_vectored(header, payload)
+//!      drain poll_event    ──► Close: flush, then close that socket; logs
+//!      sleep_until(poll_timeout)
+//! ```
+//!
+//! Decoding runs on the connection tasks, in parallel; only routing runs on the one task that
+//! owns the [`Broker`](mqtt_core::broker::Broker). A PUBLISH reaches every subscriber's task as
+//! its encoded header and the one shared payload `Bytes`, written with vectored I/O.
+//!
+//! Memory stays bounded: the inbox is a bounded channel, so a busy router slows reading from
+//! sockets; the writer channels are unbounded only because the core bounds what it emits per
+//! connection (`Limits::max_pending_write_bytes`, in-flight windows, session queues) and every
+//! task reports the bytes it wrote.
+//!
+//! # Example
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), mqtt_tokio::Error> {
+//! use mqtt_core::broker::BrokerConfig;
+//! use mqtt_tokio::broker::Server;
+//!
+//! let server = Server::new(BrokerConfig::default())
+//!     .listen_tcp(([127, 0, 0, 1], 0).into())
+//!     .start()
+//!     .await?;
+//! println!("listening on {}", server.local_addrs()[0].addr);
+//! server.shutdown().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! # Layout
+//!
+//! - [`broker`]: [`Server`] (what to listen on), [`RunningServer`] (addresses, shutdown);
+//!   inside, the listener loop, `broker/router.rs` (the task owning the broker) and
+//!   `broker/connection.rs` (one socket's read / decode / write loop).
+//! - [`transport`]: the byte streams (TCP, TLS) and [`TlsConfig`].
+//!
+//! A client adapter will join these as `client.rs` and `client/driver.rs`.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod broker;
+pub mod transport;
+
+use std::io;
+use std::path::PathBuf;
+
+pub use broker::{ListenAddr, RunningServer, Server};
+pub use transport::TlsConfig;
+
+/// What can go wrong starting or stopping a server. Peers' faults are never errors here: the
+/// broker answers them on the wire and closes their connection.
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: std::net::SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// A certificate or key file could not be read or holds no usable PEM item.
+    #[error("{}: {reason}", path.display())]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// rustls refused the certificate and key.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+    /// The router task stopped on its own: a bug (it panicked).
+    #[error("the broker task failed: {0}")]
+    Router(#[from] tokio::task::JoinError),
+}
