@@ -91,12 +91,17 @@ fn write_header(
     if publish.packet_id.is_some() {
         remaining += 2;
     }
-    let props = if version.is_v5() {
+    // Most messages carry no properties: their length is the byte 0, with no walk over the
+    // property set to measure or write them.
+    let props = if !version.is_v5() {
+        0
+    } else if publish.properties.is_empty() {
+        remaining += 1;
+        0
+    } else {
         let p = properties::measure(&publish.properties)?;
         remaining += properties::wire_len(p);
         p
-    } else {
-        0
     };
     remaining += publish.payload.len();
     if remaining > VARINT_MAX as usize {
@@ -119,7 +124,11 @@ fn write_header(
         out.put_u16(id.get());
     }
     if version.is_v5() {
-        properties::write(&publish.properties, props, out);
+        if props == 0 {
+            out.put_u8(0);
+        } else {
+            properties::write(&publish.properties, props, out);
+        }
     }
     Ok(header_len)
 }
