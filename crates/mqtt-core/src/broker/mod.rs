@@ -593,20 +593,23 @@ impl Broker {
         }
     }
 
-    /// [MQTT-4.4.0-1] on a resumed session, unacknowledged PUBLISH packets are sent again with
-    /// DUP set and PUBRELs again; then queued messages follow.
+    /// [MQTT-4.4.0-1] on a resumed session, PUBRELs are sent again, and unacknowledged
+    /// PUBLISH packets again with DUP set, in order, as the new connection's window allows
+    /// (`pump`); then queued messages follow.
     fn resume(&mut self, now: Instant, conn: ConnId) {
         let Some(session) = self.session_of(conn) else {
             return;
         };
-        let inflight: Vec<_> = session.inflight.iter().cloned().collect();
-        for f in inflight {
-            match f.state {
-                OutState::Qos1Sent | OutState::Qos2Sent => {
-                    self.send_publish(now, conn, &f.delivery, Some(f.id), true);
-                }
-                OutState::Qos2Released => self.send_ack(conn, PacketType::PubRel, Ack::new(f.id)),
+        let mut releases = Vec::new();
+        for f in &mut session.inflight {
+            if f.state == OutState::Qos2Released {
+                releases.push(f.id);
+            } else {
+                f.sent = false;
             }
+        }
+        for id in releases {
+            self.send_ack(conn, PacketType::PubRel, Ack::new(id));
         }
         self.pump(now, conn);
     }
@@ -742,19 +745,22 @@ impl Broker {
             expires_at,
             origin,
         };
+        // Clients may not publish into $SYS: it is the broker's (spec 4.7.2 "SHOULD prevent"),
+        // neither live nor by replacing what the broker retained there.
+        if p.topic.starts_with("$SYS") && msg.origin.is_some() {
+            return 0;
+        }
         if p.retain {
             if p.payload.is_empty() {
                 // [MQTT-3.3.1-6] [MQTT-3.3.1-7] an empty retained message clears the topic
                 // and is not itself retained.
                 self.retained.clear(&p.topic);
-            } else {
-                // [MQTT-3.3.1-5] replaces what was retained for the topic.
+            } else if !self.retained.set(&p.topic, msg.clone()) {
+                // [MQTT-3.3.1-5] replaces what was retained for the topic. Full: expired
+                // messages (swept otherwise only with $SYS) make room first.
+                self.retained.retain(&mut |_, m| !m.is_expired(now));
                 self.retained.set(&p.topic, msg.clone());
             }
-        }
-        // Clients may not publish into $SYS: it is the broker's (spec 4.7.2 "SHOULD prevent").
-        if p.topic.starts_with("$SYS") && msg.origin.is_some() {
-            return 0;
         }
         self.route(now, &msg)
     }
@@ -787,6 +793,8 @@ impl Broker {
         }
         if let Some(f) = session.inflight.get_mut(i) {
             f.state = OutState::Qos2Released;
+            // The PUBREL goes out now, even if the PUBLISH was not resent on this connection.
+            f.sent = true;
         }
         self.send_ack(conn, PacketType::PubRel, Ack::new(a.packet_id));
     }

@@ -135,6 +135,29 @@ impl Broker {
             let Some(session) = c.session.as_ref().and_then(|s| self.sessions.get_mut(s)) else {
                 return;
             };
+            // [MQTT-4.4.0-1] what a resumed session had in flight goes again first, with DUP
+            // and in order, but only as the window allows [MQTT-3.3.4-9].
+            if let Some(i) = session.inflight.iter().position(|f| !f.sent) {
+                if session.inflight.iter().filter(|f| f.sent).count() >= window {
+                    return;
+                }
+                let Some(f) = session.inflight.get(i).cloned() else {
+                    return;
+                };
+                let sent = self.send_publish(now, conn, &f.delivery, Some(f.id), true);
+                if let Some(session) = self.session_of(conn) {
+                    if sent {
+                        if let Some(f) = session.inflight.get_mut(i) {
+                            f.sent = true;
+                        }
+                    } else {
+                        // Expired, or too large for this connection's Maximum Packet Size:
+                        // discarded as if its delivery had completed [MQTT-3.1.2-25].
+                        session.inflight.remove(i);
+                    }
+                }
+                continue;
+            }
             if session.inflight.len() >= window {
                 return;
             }
@@ -162,6 +185,7 @@ impl Broker {
                         id,
                         state,
                         delivery: d,
+                        sent: true,
                     });
                 }
             }

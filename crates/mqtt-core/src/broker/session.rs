@@ -29,6 +29,9 @@ pub(crate) struct InFlight {
     pub(crate) id: PacketId,
     pub(crate) state: OutState,
     pub(crate) delivery: Delivery,
+    /// Whether it went out on the current connection (for a released one: its PUBREL).
+    /// A resumed session resends the others as the in-flight window allows.
+    pub(crate) sent: bool,
 }
 
 /// A session, keyed by client identifier.

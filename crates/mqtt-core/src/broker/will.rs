@@ -51,6 +51,10 @@ impl Broker {
 
     /// Publishes a will as if its client had sent it [MQTT-3.1.2-8]: retained if it asks to be.
     pub(super) fn publish_will(&mut self, now: Instant, will: Will) {
+        // A will is a client's message: like its PUBLISHes it may not go into $SYS.
+        if will.topic.starts_with("$SYS") {
+            return;
+        }
         let p = Publish {
             dup: false,
             qos: will.qos,
