@@ -102,6 +102,11 @@ impl OutAliases {
         }
     }
 
+    /// Whether the client accepts aliases at all.
+    pub(crate) fn is_enabled(&self) -> bool {
+        self.max > 0
+    }
+
     /// The alias to use for `topic`, and whether the client already knows it (then the topic
     /// name can be left empty).
     pub(crate) fn alias_for(&mut self, topic: &TopicName) -> Option<(NonZeroU16, bool)> {

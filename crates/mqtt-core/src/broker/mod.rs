@@ -116,6 +116,9 @@ pub struct Broker {
     /// Scratch space every outgoing packet is encoded into, then split off as `Bytes`.
     buf: BytesMut,
     routes: Vec<Route>,
+    /// During one fan-out: the PUBLISH headers already encoded, by (version, RETAIN), for
+    /// copies that can share them.
+    wire_forms: Option<Vec<(ProtocolVersion, bool, bytes::Bytes)>>,
 }
 
 /// How many packets a client may pipeline behind its CONNECT while authentication runs.
@@ -142,6 +145,7 @@ impl Broker {
             started: None,
             buf: BytesMut::with_capacity(64 * 1024),
             routes: Vec::new(),
+            wire_forms: None,
         }
     }
 
@@ -1003,9 +1007,17 @@ impl Broker {
             return;
         };
         if let (Some(code), ProtocolVersion::V5) = (disconnect, c.version) {
+            // A Reason String says what went wrong; DISCONNECT may carry one whatever Request
+            // Problem Information says [MQTT-3.1.2-29], but never past the client's Maximum
+            // Packet Size [MQTT-3.1.2-25] [MQTT-3.14.2-3].
+            let text = reason.to_string();
+            let fits = 2 + 5 + 3 + text.len() <= c.client_max_packet as usize;
             let d = Disconnect {
                 reason_code: code,
-                properties: Default::default(),
+                properties: DisconnectProperties {
+                    reason_string: fits.then(|| ByteString::from(text)),
+                    ..Default::default()
+                },
             };
             self.send(conn, ProtocolVersion::V5, &Packet::Disconnect(d));
         }

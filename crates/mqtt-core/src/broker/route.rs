@@ -77,6 +77,7 @@ impl Broker {
             &mut routes,
         );
         let count = routes.len();
+        self.wire_forms = Some(Vec::new());
         for r in routes.drain(..) {
             let qos = msg.qos.min(r.qos).min(self.config.maximum_qos);
             let d = Delivery {
@@ -89,6 +90,7 @@ impl Broker {
             };
             self.deliver(now, &r.client, d);
         }
+        self.wire_forms = None;
         self.routes = routes;
         count
     }
@@ -212,6 +214,39 @@ impl Broker {
             return false;
         };
         let version = c.version;
+        // Copies that differ in nothing but their connection share one encoded header as
+        // well as the payload: QoS 0, no Subscription Identifier, no alias (one fan-out has
+        // one `now`, so one remaining expiry).
+        let shareable = packet_id.is_none()
+            && d.sub_ids.is_empty()
+            && (version != ProtocolVersion::V5 || !c.aliases_out.is_enabled());
+        if shareable {
+            let cached = self.wire_forms.as_ref().and_then(|forms| {
+                forms
+                    .iter()
+                    .find(|(v, r, _)| *v == version && *r == d.retain)
+                    .map(|(_, _, h)| h.clone())
+            });
+            if let Some(header) = cached {
+                if d.msg.is_expired(now) {
+                    return false;
+                }
+                let size = header.len() + d.msg.payload.len();
+                if size > c.client_max_packet as usize {
+                    self.stats.dropped += 1;
+                    return false;
+                }
+                c.pending_write += size;
+                self.stats.messages_sent += 1;
+                self.stats.bytes_sent += size as u64;
+                self.transmits.push_back(Transmit {
+                    conn,
+                    bytes: header,
+                    payload: d.msg.payload.clone(),
+                });
+                return true;
+            }
+        }
         let mut publish = Publish {
             dup,
             qos: d.qos,
@@ -248,6 +283,11 @@ impl Broker {
             return false;
         }
         let header = self.buf.split().freeze();
+        if shareable {
+            if let Some(forms) = self.wire_forms.as_mut() {
+                forms.push((version, d.retain, header.clone()));
+            }
+        }
         let size = header.len() + publish.payload.len();
         if size > c.client_max_packet as usize {
             // [MQTT-3.1.2-25] never send a client more than its Maximum Packet Size; the

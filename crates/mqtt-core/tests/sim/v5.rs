@@ -138,10 +138,16 @@ fn topic_alias_over_the_maximum_is_refused_with_0x94() {
     w.send(p, publish("t", "x").alias(4));
     w.expect_idle(p);
     w.send(p, publish("t", "x").alias(5));
+    let d = w.expect_disconnect(p);
     assert_eq!(
-        w.expect_disconnect(p).reason_code,
+        d.reason_code,
         ReasonCode::TopicAliasInvalid,
         "[MQTT-3.3.2-9]"
+    );
+    // The DISCONNECT says why in words too.
+    assert_eq!(
+        d.properties.reason_string.as_deref(),
+        Some("protocol violation: TopicAliasInvalid (0x94)")
     );
     assert_eq!(
         w.expect_closed(p),
@@ -398,4 +404,15 @@ fn resending_respects_a_lowered_receive_maximum() {
     let mut got = w.take_and_ack(s);
     got.dedup();
     assert_eq!(got, ["0", "1", "2", "3", "4"]);
+}
+
+#[test]
+fn a_reason_string_is_left_out_when_it_would_not_fit_the_client_maximum() {
+    let mut w = World::new(config_with(|l| l.topic_alias_maximum = 4));
+    let (p, _) = w.connect_ack(v5("pub").max_packet(12));
+    w.send(p, publish("t", "x").alias(5));
+    let d = w.expect_disconnect(p);
+    assert_eq!(d.reason_code, ReasonCode::TopicAliasInvalid);
+    // [MQTT-3.1.2-25] the packet would be larger than the client accepts.
+    assert_eq!(d.properties.reason_string, None);
 }
