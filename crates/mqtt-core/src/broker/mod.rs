@@ -1008,14 +1008,12 @@ impl Broker {
         };
         if let (Some(code), ProtocolVersion::V5) = (disconnect, c.version) {
             // A Reason String says what went wrong; DISCONNECT may carry one whatever Request
-            // Problem Information says [MQTT-3.1.2-29], but never past the client's Maximum
-            // Packet Size [MQTT-3.1.2-25] [MQTT-3.14.2-3].
-            let text = reason.to_string();
-            let fits = 2 + 5 + 3 + text.len() <= c.client_max_packet as usize;
+            // Problem Information says [MQTT-3.1.2-29]; `send` leaves it out if it would
+            // not fit the client's Maximum Packet Size [MQTT-3.1.2-24].
             let d = Disconnect {
                 reason_code: code,
                 properties: DisconnectProperties {
-                    reason_string: fits.then(|| ByteString::from(text)),
+                    reason_string: Some(ByteString::from(reason.to_string())),
                     ..Default::default()
                 },
             };
@@ -1156,6 +1154,17 @@ impl Broker {
             return;
         }
         let bytes = self.buf.split().freeze();
+        let max = self
+            .conns
+            .get(&conn)
+            .map_or(u32::MAX, |c| c.client_max_packet);
+        if bytes.len() > max as usize {
+            // [MQTT-3.1.2-24] nothing larger than the client's Maximum Packet Size: leave out
+            // the optional properties and try again.
+            if let Some(smaller) = without_optional_properties(packet) {
+                return self.send(conn, version, &smaller);
+            }
+        }
         if let Some(c) = self.conns.get_mut(&conn) {
             c.pending_write += bytes.len();
         }
@@ -1165,6 +1174,40 @@ impl Broker {
             bytes,
             payload: bytes::Bytes::new(),
         });
+    }
+}
+
+/// The packet with only the properties the client cannot do without, or `None` if it has
+/// nothing left to leave out.
+fn without_optional_properties(packet: &Packet) -> Option<Packet> {
+    match packet {
+        Packet::ConnAck(c) => {
+            // The client needs its assigned identifier and the keep alive it must use.
+            let essential = ConnAckProperties {
+                assigned_client_identifier: c.properties.assigned_client_identifier.clone(),
+                server_keep_alive: c.properties.server_keep_alive,
+                ..Default::default()
+            };
+            let next = if c.properties == essential {
+                if essential == ConnAckProperties::default() {
+                    return None;
+                }
+                ConnAckProperties::default()
+            } else {
+                essential
+            };
+            Some(Packet::ConnAck(Box::new(ConnAck {
+                properties: next,
+                ..(**c).clone()
+            })))
+        }
+        Packet::Disconnect(d) if d.properties != DisconnectProperties::default() => {
+            Some(Packet::Disconnect(Disconnect {
+                reason_code: d.reason_code,
+                properties: DisconnectProperties::default(),
+            }))
+        }
+        _ => None,
     }
 }
 

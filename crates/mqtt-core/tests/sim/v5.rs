@@ -416,3 +416,16 @@ fn a_reason_string_is_left_out_when_it_would_not_fit_the_client_maximum() {
     // [MQTT-3.1.2-25] the packet would be larger than the client accepts.
     assert_eq!(d.properties.reason_string, None);
 }
+
+#[test]
+fn a_connack_too_large_for_the_client_keeps_only_what_the_client_needs() {
+    let mut w = World::new(mqtt_core::broker::BrokerConfig::default());
+    // An assigned identifier is needed: it stays; the limits the broker announces go.
+    let (_, ack) = w.connect_ack(v5("").max_packet(40));
+    assert!(
+        ack.properties.assigned_client_identifier.is_some(),
+        "{ack:?}"
+    );
+    assert_eq!(ack.properties.receive_maximum, None);
+    assert_eq!(ack.reason_code, ReasonCode::Success);
+}
