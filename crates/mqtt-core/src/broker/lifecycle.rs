@@ -58,6 +58,14 @@ impl Broker {
             return;
         };
         if let (Some(code), ProtocolVersion::V5) = (disconnect, c.version) {
+            // Some errors have a code DISCONNECT cannot carry (a second CONNECT asking for an
+            // unsupported version decodes as 0x84): a second CONNECT is a Protocol Error
+            // [MQTT-3.1.0-2], and so is anything else without a DISCONNECT code of its own.
+            let code = if codec::reason_code_allowed(PacketType::Disconnect, code) {
+                code
+            } else {
+                ReasonCode::ProtocolError
+            };
             // A Reason String says what went wrong; DISCONNECT may carry one whatever Request
             // Problem Information says [MQTT-3.1.2-29]; `send` leaves it out if it would
             // not fit the client's Maximum Packet Size [MQTT-3.1.2-24].
