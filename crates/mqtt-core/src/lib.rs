@@ -63,6 +63,10 @@
 //!   `DecodeError` (with its reason code) and `EncodeError`.
 //! - [`topic`]: `TopicName` and `TopicFilter` validation, wildcard matching and `$share`
 //!   parsing.
+//! - [`client`]: the client state machine. `options` (keep alive, limits, reconnect
+//!   backoff), `session` (packet ids, messages in flight both ways), `flow` (5.0 Receive
+//!   Maximum, topic aliases, Maximum Packet Size), `event` (`ClientEvent`, `PublishId`,
+//!   `SubscribeId`), `error` (the commands' errors).
 //!
 //! The client and broker state machines will join these modules; `docs/architecture.md` in
 //! the repository draws the whole workspace.
@@ -75,6 +79,7 @@
 #[doc(hidden)]
 pub mod arbitrary;
 pub mod broker;
+pub mod client;
 pub mod codec;
 pub mod packet;
 mod timer;
