@@ -8,6 +8,7 @@
 mod bench;
 mod ci;
 mod fuzz;
+mod interop;
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,11 @@ commands:
                                   (default DIR: ../shared/vectors beside the repository)
   bench [--quick] [--no-run]      run the codec criterion bench and write docs/benchmarks.md
                                   (--no-run: only rewrite the report from target/criterion)
+  interop [--release] [--against-mosquitto]
+                                  build `mqtt` (debug; --release: optimised), start its broker on a
+                                  free loopback port and check it with mosquitto_pub/_sub and
+                                  paho-mqtt (xtask/interop/paho_check.py) in MQTT 3.1.1 and 5.0;
+                                  --against-mosquitto: also run the checks against /usr/sbin/mosquitto
 ";
 
 fn main() {
@@ -50,6 +56,7 @@ fn run() -> Result<()> {
         "fuzz" => fuzz::run(args),
         "fuzz-seed" => fuzz::seed(args),
         "bench" => bench::run(args),
+        "interop" => interop::run(args),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())
