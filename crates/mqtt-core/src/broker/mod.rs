@@ -216,8 +216,7 @@ impl Broker {
             let before = buf.len();
             match codec::decode(buf, c.version, &self.decode_limits) {
                 Ok(Some(packet)) => {
-                    self.stats.bytes_received += (before - buf.len()) as u64;
-                    self.handle_packet(now, conn, packet);
+                    self.handle_packet(now, conn, packet, before - buf.len());
                 }
                 Ok(None) => return,
                 Err(e) => {
@@ -230,8 +229,14 @@ impl Broker {
     }
 
     /// A packet decoded by the adapter arrived on `conn` (decode it with the version from
-    /// [`Broker::version_of`] and the limits from [`Broker::decode_limits`]).
-    pub fn handle_packet(&mut self, now: Instant, conn: ConnId, packet: Packet) {
+    /// [`Broker::version_of`] and the limits from [`Broker::decode_limits`]); `wire_len` is
+    /// the bytes it took on the wire, for the statistics.
+    pub fn handle_packet(&mut self, now: Instant, conn: ConnId, packet: Packet, wire_len: usize) {
+        self.stats.bytes_received += wire_len as u64;
+        self.dispatch(now, conn, packet);
+    }
+
+    fn dispatch(&mut self, now: Instant, conn: ConnId, packet: Packet) {
         self.start(now);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
@@ -394,8 +399,10 @@ impl Broker {
     fn start(&mut self, now: Instant) {
         if self.started.is_none() {
             self.started = Some(now);
-            if let Some(every) = self.config.sys_interval {
-                self.timers.insert(now + every, Timer::Sys);
+            // $SYS is published at once, retained, and then every interval: a client that
+            // subscribes right after start finds the values there.
+            if self.config.sys_interval.is_some() {
+                self.timers.insert(now, Timer::Sys);
             }
         }
     }

@@ -207,13 +207,18 @@ impl Connection {
     /// is done.
     async fn decode(&mut self) -> bool {
         loop {
+            let before = self.rx.len();
             match codec::decode(&mut self.rx, self.version, &self.limits) {
                 Ok(Some(packet)) => {
+                    let wire_len = before - self.rx.len();
                     if let (Packet::Connect(c), false) = (&packet, self.seen_connect) {
                         self.version = c.protocol_version;
                         self.seen_connect = true;
                     }
-                    if !self.report(Input::Packet(self.conn, packet)).await {
+                    if !self
+                        .report(Input::Packet(self.conn, packet, wire_len))
+                        .await
+                    {
                         return true;
                     }
                 }

@@ -20,7 +20,7 @@ pub(super) enum Input {
     /// A listener accepted a socket.
     Accept(Incoming),
     /// A connection decoded a packet.
-    Packet(ConnId, Packet),
+    Packet(ConnId, Packet, usize),
     /// A connection received bytes that do not decode; it reads no more.
     DecodeError(ConnId, DecodeError),
     /// A connection wrote this many bytes of what it was sent.
@@ -102,7 +102,7 @@ impl Router {
                 );
                 self.tasks.spawn(task.run(incoming, config.connect_timeout));
             }
-            Input::Packet(conn, packet) => self.broker.handle_packet(now, conn, packet),
+            Input::Packet(conn, packet, len) => self.broker.handle_packet(now, conn, packet, len),
             Input::DecodeError(conn, e) => self.broker.handle_decode_error(now, conn, &e),
             Input::Written(conn, n) => self.broker.handle_written(now, conn, n),
             Input::Closed(conn) => {
