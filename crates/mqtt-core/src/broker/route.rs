@@ -9,7 +9,10 @@ use bytestring::ByteString;
 
 use super::event::{ConnId, Transmit};
 use super::session::{InFlight, OutState};
-use super::Broker;
+use std::collections::VecDeque;
+
+use super::connection::Connection;
+use super::{Broker, Stats};
 use crate::codec::encode_publish_header;
 use crate::packet::{PacketId, ProtocolVersion, Publish, PublishProperties, QoS};
 use crate::topic::TopicName;
@@ -231,20 +234,12 @@ impl Broker {
                 if d.msg.is_expired(now) {
                     return false;
                 }
-                let size = header.len() + d.msg.payload.len();
-                if size > c.client_max_packet as usize {
-                    self.stats.dropped += 1;
-                    return false;
-                }
-                c.pending_write += size;
-                self.stats.messages_sent += 1;
-                self.stats.bytes_sent += size as u64;
-                self.transmits.push_back(Transmit {
+                let t = Transmit {
                     conn,
                     bytes: header,
                     payload: d.msg.payload.clone(),
-                });
-                return true;
+                };
+                return queue_publish(c, &mut self.stats, &mut self.transmits, t, &d.msg.topic);
             }
         }
         let mut publish = Publish {
@@ -288,24 +283,36 @@ impl Broker {
                 forms.push((version, d.retain, header.clone()));
             }
         }
-        let size = header.len() + publish.payload.len();
-        if size > c.client_max_packet as usize {
-            // [MQTT-3.1.2-25] never send a client more than its Maximum Packet Size; the
-            // message is dropped for this client only. An alias made for it is forgotten.
-            c.aliases_out.forget(&d.msg.topic);
-            self.stats.dropped += 1;
-            return false;
-        }
-        c.pending_write += size;
-        self.stats.messages_sent += 1;
-        self.stats.bytes_sent += size as u64;
-        self.transmits.push_back(Transmit {
+        let t = Transmit {
             conn,
             bytes: header,
             payload: publish.payload,
-        });
-        true
+        };
+        queue_publish(c, &mut self.stats, &mut self.transmits, t, &d.msg.topic)
     }
+}
+
+/// Queues an encoded PUBLISH unless it is larger than the client's Maximum Packet Size
+/// [MQTT-3.1.2-25]: then the message is dropped for this client only, and an alias made
+/// for it is forgotten so the client is never sent one it was not told.
+fn queue_publish(
+    c: &mut Connection,
+    stats: &mut Stats,
+    transmits: &mut VecDeque<Transmit>,
+    t: Transmit,
+    topic: &TopicName,
+) -> bool {
+    let size = t.len();
+    if size > c.client_max_packet as usize {
+        c.aliases_out.forget(topic);
+        stats.dropped += 1;
+        return false;
+    }
+    c.pending_write += size;
+    stats.messages_sent += 1;
+    stats.bytes_sent += size as u64;
+    transmits.push_back(t);
+    true
 }
 
 fn ceil_secs(d: Duration) -> u32 {
