@@ -68,8 +68,17 @@
 //!   Maximum, topic aliases, Maximum Packet Size), `event` (`ClientEvent`, `PublishId`,
 //!   `SubscribeId`), `error` (the commands' errors).
 //!
-//! The client and broker state machines will join these modules; `docs/architecture.md` in
-//! the repository draws the whole workspace.
+//! - [`broker`]: the broker state machine. `config` (every limit), `event` (`Transmit`,
+//!   `BrokerEvent`, `ConnId`), `connect` (CONNECT to CONNACK, takeover, resume), `flow`
+//!   (inbound PUBLISH and the QoS flows), `subscribe`, `lifecycle` (how connections and
+//!   sessions end), `connection`, `session`, `subscriptions` (the topic trie, shared
+//!   groups), `route` (fan-out sharing payload and headers), `retained`, `will`, `sys`.
+//! - `timer`: the deadline queue behind `poll_timeout`.
+//!
+//! Both state machines follow one contract: inputs are `handle_*(now, ...)` and commands;
+//! after every input drain `poll_transmit` and `poll_event` until they return nothing, then
+//! sleep until `poll_timeout`. `docs/architecture.md` in the repository draws the whole
+//! workspace.
 
 #![forbid(unsafe_code)]
 #![deny(clippy::unwrap_used, clippy::expect_used)]
