@@ -130,6 +130,7 @@ pub fn decode_body(
 /// Fields that `version` does not have (properties and reason codes before 5.0) are left
 /// out; a CONNECT is coded in its own `protocol_version`. Fails only on a packet that cannot
 /// exist on the wire, which is the caller's mistake, not a peer's; `out` is then unchanged.
+#[inline]
 pub fn encode(
     packet: &Packet,
     version: ProtocolVersion,

@@ -74,6 +74,7 @@ pub(crate) fn decode<P: PropertySet>(r: &mut Reader) -> Result<P, DecodeError> {
 }
 
 /// Size of the properties without their length prefix.
+#[inline]
 pub(crate) fn measure<P: PropertySet>(props: &P) -> Result<usize, EncodeError> {
     let mut m = Measure { len: 0, err: None };
     props.visit(&mut m);
@@ -90,6 +91,7 @@ pub(crate) fn wire_len(inner: usize) -> usize {
 }
 
 /// Writes the length prefix (`inner`, from [`measure`]) and the properties.
+#[inline]
 pub(crate) fn write<P: PropertySet>(props: &P, inner: usize, out: &mut BytesMut) {
     put_varint(out, inner as u32);
     props.visit(&mut Write(out));
@@ -121,24 +123,30 @@ impl Measure {
 }
 
 impl Sink for Measure {
+    #[inline]
     fn byte(&mut self, _: u8, _: u8) {
         self.len += 2;
     }
+    #[inline]
     fn two(&mut self, _: u8, _: u16) {
         self.len += 3;
     }
+    #[inline]
     fn four(&mut self, _: u8, _: u32) {
         self.len += 5;
     }
+    #[inline]
     fn varint(&mut self, _: u8, v: u32) {
         if v > VARINT_MAX {
             self.err = Some(EncodeError::ValueOutOfRange);
         }
         self.len += 1 + varint_len(v);
     }
+    #[inline]
     fn data(&mut self, _: u8, v: &[u8]) {
         self.len += 1 + self.field(v.len());
     }
+    #[inline]
     fn pair(&mut self, _: u8, name: &[u8], value: &[u8]) {
         self.len += 1 + self.field(name.len()) + self.field(value.len());
     }
@@ -147,26 +155,32 @@ impl Sink for Measure {
 struct Write<'a>(&'a mut BytesMut);
 
 impl Sink for Write<'_> {
+    #[inline]
     fn byte(&mut self, id: u8, v: u8) {
         self.0.put_u8(id);
         self.0.put_u8(v);
     }
+    #[inline]
     fn two(&mut self, id: u8, v: u16) {
         self.0.put_u8(id);
         self.0.put_u16(v);
     }
+    #[inline]
     fn four(&mut self, id: u8, v: u32) {
         self.0.put_u8(id);
         self.0.put_u32(v);
     }
+    #[inline]
     fn varint(&mut self, id: u8, v: u32) {
         self.0.put_u8(id);
         put_varint(self.0, v);
     }
+    #[inline]
     fn data(&mut self, id: u8, v: &[u8]) {
         self.0.put_u8(id);
         put_binary(self.0, v);
     }
+    #[inline]
     fn pair(&mut self, id: u8, name: &[u8], value: &[u8]) {
         self.0.put_u8(id);
         put_binary(self.0, name);
@@ -221,18 +235,21 @@ fn subscription_identifier(r: &mut Reader, id: u8) -> Result<NonZeroU32, DecodeE
     NonZeroU32::new(r.varint()?).ok_or(DecodeError::InvalidPropertyValue(id))
 }
 
+#[inline]
 fn flag_sink<S: Sink>(sink: &mut S, id: u8, v: Option<bool>) {
     if let Some(v) = v {
         sink.byte(id, u8::from(v));
     }
 }
 
+#[inline]
 fn users<S: Sink>(sink: &mut S, users: &[UserProperty]) {
     for u in users {
         sink.pair(USER_PROPERTY, u.name.as_bytes(), u.value.as_bytes());
     }
 }
 
+#[inline]
 fn data<S: Sink>(sink: &mut S, id: u8, v: Option<&[u8]>) {
     if let Some(v) = v {
         sink.data(id, v);
