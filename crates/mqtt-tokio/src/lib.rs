@@ -1,4 +1,5 @@
-//! Tokio adapter for `mqtt-core`: the sans-IO MQTT broker, served over TCP and TLS sockets.
+//! Tokio adapter for `mqtt-core`: the sans-IO MQTT broker served over TCP and TLS sockets, and
+//! the sans-IO MQTT client driven over `mqtt://` and `mqtts://` connections.
 //!
 //! `mqtt-core` holds the protocol; this crate only moves bytes and time in and out of it.
 //!
@@ -16,6 +17,10 @@
 //!      drain poll_event    ──► Close: flush, then close that socket; logs
 //!      sleep_until(poll_timeout)
 //! ```
+//!
+//! The client is one task owning `mqtt_core::client::Client`, the socket and both buffers; the
+//! application talks to it through [`client::Client`] (commands on a bounded channel, each
+//! answered on a oneshot) and [`client::Events`] (a bounded channel): see [`client`].
 //!
 //! Decoding runs on the connection tasks, in parallel; only routing runs on the one task that
 //! owns the [`Broker`](mqtt_core::broker::Broker). A PUBLISH reaches every subscriber's task as
@@ -47,14 +52,16 @@
 //! - [`broker`]: [`Server`] (what to listen on), [`RunningServer`] (addresses, shutdown);
 //!   inside, the listener loop, `broker/router.rs` (the task owning the broker) and
 //!   `broker/connection.rs` (one socket's read / decode / write loop).
-//! - [`transport`]: the byte streams (TCP, TLS) and [`TlsConfig`].
-//!
-//! A client adapter will join these as `client.rs` and `client/driver.rs`.
+//! - [`client`]: [`client::Client`] (connect by URL, publish, subscribe, disconnect),
+//!   [`client::Events`], [`client::ConnectOptions`]; inside, `client/driver.rs` (the one loop).
+//! - [`transport`]: the byte streams (TCP, TLS), [`TlsConfig`] for listeners, and the client's
+//!   URL parsing and TLS configuration.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod broker;
+pub mod client;
 pub mod transport;
 
 use std::io;
