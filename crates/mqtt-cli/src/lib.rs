@@ -4,11 +4,22 @@
 //! # Layout
 //!
 //! - `src/main.rs`: the entry point: argument parsing, logging, exit code.
-//! - [`cmd`]: one module per subcommand; [`cmd::broker`] runs a broker.
+//! - [`cmd`]: one module per subcommand; [`cmd::broker`] runs a broker, [`cmd::publish`],
+//!   [`cmd::subscribe`] and [`cmd::rr`] are `mqtt pub`, `mqtt sub` and `mqtt rr`.
 //! - [`config`]: the TOML file of `mqtt broker --config` (documented in `docs/configuration.md`).
+//! - [`connect`]: the flags the client commands share (host, identity, session, will, TLS)
+//!   and the connection settings they resolve to.
+//! - [`props`]: `-D COMMAND PROPERTY VALUE`, MQTT 5.0 properties by mosquitto's names.
+//! - [`format`](mod@format): how a received message is printed (`-v`, `-F`, `--format json`).
+//! - [`run`]: what the client commands share at run time: connecting, awaiting requests
+//!   while draining events, printing, exit statuses ([`run::Exit`]).
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cmd;
 pub mod config;
+pub mod connect;
+pub mod format;
+pub mod props;
+pub mod run;

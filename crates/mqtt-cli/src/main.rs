@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use mqtt_cli::cmd;
+use mqtt_cli::run::Exit;
 use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 
 /// MQTT 3.1, 3.1.1 and 5.0 tools.
@@ -13,7 +14,7 @@ use tracing_subscriber::filter::{EnvFilter, LevelFilter};
 #[command(name = "mqtt", version, about)]
 struct Cli {
     /// More log output: -v debug, -vv trace (RUST_LOG, when set, takes precedence)
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
@@ -22,28 +23,54 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an MQTT broker until Ctrl-C or SIGTERM
-    Broker(cmd::broker::BrokerArgs),
+    Broker {
+        #[command(flatten)]
+        args: cmd::broker::BrokerArgs,
+        /// More log output: -v debug, -vv trace (RUST_LOG, when set, takes precedence)
+        #[arg(short, long, action = clap::ArgAction::Count)]
+        verbose: u8,
+    },
+    /// Publish a message and exit (mosquitto_pub's flags)
+    #[command(disable_help_flag = true)]
+    Pub(cmd::publish::PubArgs),
+    /// Subscribe and print the messages that arrive (mosquitto_sub's flags)
+    #[command(disable_help_flag = true)]
+    Sub(cmd::subscribe::SubArgs),
+    /// Publish a request and print its response (mosquitto_rr's flags)
+    #[command(disable_help_flag = true)]
+    Rr(cmd::rr::RrArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs(cli.verbose);
+    // The broker logs its life at info; the clients speak only of trouble unless -d.
+    let (base, extra) = match &cli.command {
+        Command::Broker { verbose, .. } => (LevelFilter::INFO, *verbose),
+        Command::Pub(args) => (LevelFilter::WARN, args.conn.debug),
+        Command::Sub(args) => (LevelFilter::WARN, args.conn.debug),
+        Command::Rr(args) => (LevelFilter::WARN, args.conn.debug),
+    };
+    init_logs(base, cli.verbose.saturating_add(extra));
     let result = match &cli.command {
-        Command::Broker(args) => cmd::broker::run(args),
+        Command::Broker { args, .. } => cmd::broker::run(args),
+        Command::Pub(args) => cmd::publish::run(args),
+        Command::Sub(args) => cmd::subscribe::run(args),
+        Command::Rr(args) => cmd::rr::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("mqtt: error: {e:#}");
-            ExitCode::FAILURE
+            ExitCode::from(e.downcast_ref::<Exit>().map_or(1, |exit| exit.code))
         }
     }
 }
 
-/// Logs go to stderr: info by default, raised by `-v`; `RUST_LOG` directives win.
-fn init_logs(verbose: u8) {
-    let level = match verbose {
-        0 => LevelFilter::INFO,
+/// Logs go to stderr: `base` by default, raised to debug and trace by `-v`/`-d`; `RUST_LOG`
+/// directives win.
+fn init_logs(base: LevelFilter, more: u8) {
+    let level = match more {
+        0 => base,
         1 => LevelFilter::DEBUG,
         _ => LevelFilter::TRACE,
     };
@@ -54,4 +81,16 @@ fn init_logs(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 }

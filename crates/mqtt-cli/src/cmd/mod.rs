@@ -1,3 +1,8 @@
-//! One module per subcommand (`publish`, `subscribe`, `rr` and `bench` will join `broker`).
+//! One module per subcommand: [`broker`] runs a broker; [`publish`], [`subscribe`] and [`rr`]
+//! are the clients, with mosquitto_pub's, mosquitto_sub's and mosquitto_rr's flags (`bench`
+//! will join them).
 
 pub mod broker;
+pub mod publish;
+pub mod rr;
+pub mod subscribe;
