@@ -1,4 +1,5 @@
-//! `cargo xtask bench [--quick] [--no-run]`: runs the codec criterion bench and writes its
+//! `cargo xtask bench [--quick] [--no-run]`: runs the criterion benches of `benches/` (the codec
+//! and the client, each next to its peers) and writes their
 //! results to `docs/benchmarks.md`, between the `bench:codec` markers.
 //!
 //! Every `new/estimates.json` under `target/criterion` is one result; its `benchmark.json`
@@ -21,15 +22,7 @@ use crate::{cargo, root, run_checked, Args};
 
 const START_MARKER: &str = "<!-- bench:codec:start -->";
 const END_MARKER: &str = "<!-- bench:codec:end -->";
-const BENCH_ARGS: &[&str] = &[
-    "bench",
-    "-p",
-    "mqtt-benches",
-    "--bench",
-    "codec",
-    "--",
-    "--noplot",
-];
+const BENCH_ARGS: &[&str] = &["bench", "-p", "mqtt-benches", "--", "--noplot"];
 /// The function every other row of a group is compared with.
 const BASELINE: &str = "ours";
 

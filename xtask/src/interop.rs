@@ -14,6 +14,14 @@
 //! `--against-mosquitto` then runs the same checks against `/usr/sbin/mosquitto` on another free
 //! port: a check that fails there is a wrong check, not a broker bug.
 //!
+//! Last, our own clients `mqtt pub` / `mqtt sub` (same flags as mosquitto's, so mostly the same
+//! check functions) against a fresh Mosquitto (whenever it is installed; a SKIP line if not),
+//! started with `persistence true`, and a fresh `mqtt broker`, in 3.1.1 and 5.0: QoS 0/1/2,
+//! retained set / get / clear (`-r -n`), a will, `-F %t %q %r %p`, a persistent session, v5
+//! properties (`-D`, read back with `-F %P %C %E ...`), and a persistent session resumed after
+//! the broker restarts (SIGTERM, Mosquitto writes its database, start again). `mqtt broker` has
+//! no persistence yet (issue 7): that check prints a SKIP line for it, counted apart.
+//!
 //! Every subprocess has a deadline and is killed past it; a broker is killed when its checks end,
 //! whatever happened. One `PASS`/`FAIL` line per check, then a closing `N passed, M failed` line;
 //! any failure makes the command fail. Subscribers run with `-d`, and a check
@@ -63,7 +71,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     let work = WorkDir::new()?;
     let mut report = Report::default();
 
-    let mut targets = vec![Target::Mqtt(mqtt)];
+    let mut targets = vec![Target::Mqtt(mqtt.clone())];
     if against_mosquitto {
         targets.push(Target::Mosquitto);
     }
@@ -93,6 +101,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
             broker.print_log_tail(40);
         }
     }
+    cli_clients(&mut report, &mqtt, &work);
     if report.failed == 0 {
         work.remove();
     } else {
@@ -100,8 +109,9 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     }
 
     println!(
-        "\n[interop] {} checks in {:.1} s (after {:.1} s of build)",
+        "\n[interop] {} checks ({} skipped) in {:.1} s (after {:.1} s of build)",
         report.passed + report.failed,
+        report.skipped,
         (started.elapsed() - built).as_secs_f64(),
         built.as_secs_f64()
     );
@@ -208,57 +218,106 @@ struct Broker {
     port: u16,
     child: Child,
     log: PathBuf,
+    /// How it was started, to start it again ([`Broker::restart`]).
+    program: PathBuf,
+    args: Vec<String>,
+    /// A line the broker logs once it listens.
+    logged: Option<String>,
 }
 
 impl Broker {
     /// Starts `target` on a free port and waits until it accepts connections.
     fn start(target: &Target, work: &WorkDir) -> Result<Self> {
+        Self::start_in(target, &work.path, false)
+    }
+
+    /// Starts `target` on a free port with its log (and configuration) in `dir`; Mosquitto
+    /// with `persist` keeps its sessions in `dir/persist/` (written when it stops).
+    fn start_in(target: &Target, dir: &Path, persist: bool) -> Result<Self> {
         let port = free_port()?;
-        let log = work.path.join(format!("{}.log", target.name()));
-        let mut cmd = match target {
+        let log = dir.join(format!("{}.log", target.name()));
+        let (program, args) = match target {
             Target::Mqtt(exe) => {
-                let mut cmd = Command::new(exe);
-                cmd.args(["broker", "--bind", "127.0.0.1", "-p", &port.to_string()]);
-                cmd
+                let args = ["broker", "--bind", "127.0.0.1", "-p", &port.to_string()];
+                (exe.clone(), args.map(str::to_owned).to_vec())
             }
             Target::Mosquitto => {
-                let conf = work.path.join("mosquitto.conf");
-                fs::write(
-                    &conf,
-                    format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-                )
-                .with_context(|| format!("cannot write {}", conf.display()))?;
+                let conf = dir.join("mosquitto.conf");
+                let mut text = format!("listener {port} 127.0.0.1\nallow_anonymous true\n");
+                if persist {
+                    let store = dir.join("persist");
+                    fs::create_dir_all(&store)
+                        .with_context(|| format!("cannot create {}", store.display()))?;
+                    // Run as root, Mosquitto drops to the `mosquitto` user: let it write here.
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        fs::set_permissions(&store, fs::Permissions::from_mode(0o777))?;
+                    }
+                    let _ = writeln!(
+                        text,
+                        "persistence true\npersistence_location {}/",
+                        store.display()
+                    );
+                }
+                fs::write(&conf, text)
+                    .with_context(|| format!("cannot write {}", conf.display()))?;
                 let exe = mosquitto_program().context("mosquitto not found")?;
-                let mut cmd = Command::new(exe);
-                cmd.arg("-c").arg(&conf);
-                cmd
+                (
+                    exe,
+                    vec!["-c".to_owned(), conf.to_string_lossy().into_owned()],
+                )
             }
-        };
-        let file =
-            File::create(&log).with_context(|| format!("cannot create {}", log.display()))?;
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::from(file.try_clone()?))
-            .stderr(Stdio::from(file));
-        println!("==> {}", display(&cmd));
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("could not start `{}`", display(&cmd)))?;
-        let mut broker = Self {
-            name: target.name(),
-            port,
-            child,
-            log,
         };
         // `mqtt broker` also says where it listens.
         let logged = match target {
             Target::Mqtt(_) => Some(format!("listening on mqtt://127.0.0.1:{port}")),
             Target::Mosquitto => None,
         };
-        if let Err(e) = broker.wait_ready(logged.as_deref()) {
-            let tail = log_tail(&broker.log, 20);
-            return Err(e.context(format!("log:\n{tail}")));
-        }
+        let child = Self::spawn(&program, &args, &log)?;
+        let mut broker = Self {
+            name: target.name(),
+            port,
+            child,
+            log,
+            program,
+            args,
+            logged,
+        };
+        broker.wait_ready_or_log()?;
         Ok(broker)
+    }
+
+    /// Starts the broker process, its output appended to `log`.
+    fn spawn(program: &Path, args: &[String], log: &Path) -> Result<Child> {
+        let mut cmd = Command::new(program);
+        cmd.args(args);
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(log)
+            .with_context(|| format!("cannot open {}", log.display()))?;
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file));
+        println!("==> {}", display(&cmd));
+        cmd.spawn()
+            .with_context(|| format!("could not start `{}`", display(&cmd)))
+    }
+
+    fn wait_ready_or_log(&mut self) -> Result<()> {
+        let logged = self.logged.clone();
+        self.wait_ready(logged.as_deref()).map_err(|e| {
+            let tail = log_tail(&self.log, 20);
+            e.context(format!("log:\n{tail}"))
+        })
+    }
+
+    /// Stops the broker with SIGTERM (it must exit 0) and starts it again on the same port.
+    fn restart(&mut self) -> Result<()> {
+        self.stop().context("stopping")?;
+        self.child = Self::spawn(&self.program, &self.args, &self.log)?;
+        self.wait_ready_or_log().context("starting again")
     }
 
     /// Polls (bounded) until the port accepts a TCP connection and the log holds `logged`,
@@ -390,6 +449,7 @@ impl WorkDir {
 struct Report {
     passed: usize,
     failed: usize,
+    skipped: usize,
 }
 
 impl Report {
@@ -416,6 +476,12 @@ impl Report {
                 None
             }
         }
+    }
+
+    /// Prints `SKIP name: why`; counted apart, neither passed nor failed.
+    fn skip(&mut self, name: &str, why: &str) {
+        self.skipped += 1;
+        println!("SKIP {name}: {why}");
     }
 
     /// Counts a line printed by another checker (the paho script).
@@ -469,6 +535,7 @@ fn run_checks(report: &mut Report, broker: &Broker) {
             port: broker.port,
             version,
             run,
+            clients: Clients::Mosquitto,
         };
         let extra = if version == Version::V5 { V5_ONLY } else { &[] };
         for (name, check) in BOTH_VERSIONS.iter().chain(extra) {
@@ -482,6 +549,7 @@ fn run_checks(report: &mut Report, broker: &Broker) {
             port: broker.port,
             version,
             run,
+            clients: Clients::Mosquitto,
         };
         let label = format!(
             "[{}] mosquitto {} $SYS/broker/version",
@@ -564,14 +632,33 @@ impl Version {
             Self::V5 => "mqttv5",
         }
     }
+
+    /// `mqtt pub/sub -V`.
+    fn cli_flag(self) -> &'static str {
+        match self {
+            Self::V311 => "311",
+            Self::V5 => "5",
+        }
+    }
 }
 
-/// The mosquitto client tools pointed at one broker, in one protocol version.
+/// Which publish / subscribe tools a check runs.
+#[derive(Debug, Clone)]
+enum Clients {
+    /// `mosquitto_pub` and `mosquitto_sub`.
+    Mosquitto,
+    /// Ours: `mqtt pub` and `mqtt sub` of this executable.
+    Mqtt(PathBuf),
+}
+
+/// The client tools (mosquitto's, or ours with the same flags) pointed at one broker, in one
+/// protocol version.
 struct Mosq {
     port: u16,
     version: Version,
     /// This run's id, in every topic and client id.
     run: u32,
+    clients: Clients,
 }
 
 impl Mosq {
@@ -585,19 +672,29 @@ impl Mosq {
 
     fn base(&self) -> Vec<String> {
         let port = self.port.to_string();
-        ["-h", "127.0.0.1", "-p", &port, "-V", self.version.flag()]
+        let version = match self.clients {
+            Clients::Mosquitto => self.version.flag(),
+            Clients::Mqtt(_) => self.version.cli_flag(),
+        };
+        ["-h", "127.0.0.1", "-p", &port, "-V", version]
             .map(str::to_owned)
             .to_vec()
     }
 
-    /// `mosquitto_pub` with `args`; done when it exits 0 (QoS 1/2: after PUBACK / PUBCOMP).
+    /// `mosquitto_pub` (or `mqtt pub`) with `args`; done when it exits 0 (QoS 1/2: after
+    /// PUBACK / PUBCOMP).
     fn publish(&self, args: &[&str]) -> Result<()> {
-        let mut all = self.base();
+        let (program, mut all) = match &self.clients {
+            Clients::Mosquitto => ("mosquitto_pub".to_owned(), Vec::new()),
+            Clients::Mqtt(exe) => (exe.to_string_lossy().into_owned(), vec!["pub".to_owned()]),
+        };
+        all.extend(self.base());
         all.extend(args.iter().map(|a| (*a).to_owned()));
-        let done = Tool::spawn("mosquitto_pub", &all)?.finish(TOOL_TIMEOUT)?;
+        let done = Tool::spawn(&program, &all)?.finish(TOOL_TIMEOUT)?;
         ensure!(
             done.status.is_some_and(|s| s.success()),
-            "mosquitto_pub {}: {}; stderr: {}",
+            "{} {}: {}; stderr: {}",
+            self.clients.publisher(),
             args.join(" "),
             done.describe_status(),
             done.stderr.trim()
@@ -605,23 +702,51 @@ impl Mosq {
         Ok(())
     }
 
-    /// `mosquitto_sub -d -F format` with `args`, returned once it printed `received SUBACK`.
+    /// `mosquitto_sub -d -F format` (or `mqtt sub`) with `args`, returned once it said it has
+    /// its SUBACK.
     fn subscribe(&self, format: &str, args: &[&str]) -> Result<Tool> {
         let mut tool = self.start_sub(format, args)?;
-        tool.wait_for("received SUBACK", Instant::now() + TOOL_TIMEOUT, |l| {
-            l.contains("received SUBACK")
-        })?;
+        let (what, said): (_, fn(&str) -> bool) = match self.clients {
+            Clients::Mosquitto => ("received SUBACK", |l| l.contains("received SUBACK")),
+            // `-d` logs `DEBUG mqtt_cli::cmd::subscribe: subscribed filter=...` per SUBACK code.
+            Clients::Mqtt(_) => ("a `subscribed` debug line", |l| {
+                l.contains(" subscribed filter=")
+            }),
+        };
+        tool.wait_for(what, Instant::now() + TOOL_TIMEOUT, said)?;
         Ok(tool)
     }
 
     /// `mosquitto_sub -d -F format` with `args`, line-buffered (`stdbuf -oL`: its debug lines
-    /// are plain stdio, block-buffered into a pipe).
+    /// are plain stdio, block-buffered into a pipe). `mqtt sub` flushes each message itself
+    /// and logs (`-d`) to stderr, which is sent into stdout here so that it can be waited for.
     fn start_sub(&self, format: &str, args: &[&str]) -> Result<Tool> {
-        let mut all = ["-oL", "mosquitto_sub"].map(str::to_owned).to_vec();
+        let mut all = match &self.clients {
+            Clients::Mosquitto => ["-oL", "mosquitto_sub"].map(str::to_owned).to_vec(),
+            Clients::Mqtt(exe) => vec![
+                "-c".to_owned(),
+                "exec \"$0\" \"$@\" 2>&1".to_owned(),
+                exe.to_string_lossy().into_owned(),
+                "sub".to_owned(),
+            ],
+        };
         all.extend(self.base());
         all.extend(["-d".to_owned(), "-F".to_owned(), format.to_owned()]);
         all.extend(args.iter().map(|a| (*a).to_owned()));
-        Tool::spawn("stdbuf", &all)
+        let program = match self.clients {
+            Clients::Mosquitto => "stdbuf",
+            Clients::Mqtt(_) => "sh",
+        };
+        Tool::spawn(program, &all)
+    }
+}
+
+impl Clients {
+    fn publisher(&self) -> &'static str {
+        match self {
+            Self::Mosquitto => "mosquitto_pub",
+            Self::Mqtt(_) => "mqtt pub",
+        }
     }
 }
 
@@ -640,9 +765,13 @@ fn collect(sub: Tool) -> Result<Vec<String>> {
     let got = messages(&done.lines);
     ensure!(
         done.status.is_some_and(|s| s.success()),
-        "mosquitto_sub: {} with messages {got:?}; stderr: {}",
+        "the subscriber {} with messages {got:?}; stderr: {}; other output: {:?}",
         done.describe_status(),
-        done.stderr.trim()
+        done.stderr.trim(),
+        done.lines
+            .iter()
+            .filter(|l| !l.starts_with("MSG|"))
+            .collect::<Vec<_>>()
     );
     Ok(got)
 }
@@ -887,6 +1016,176 @@ fn sys_version(m: &Mosq) -> Result<String> {
         Some((retain, v)) => Ok(format!("{v:?} (RETAIN {retain})")),
         None => bail!("received {got:?}, expected $SYS/broker/version"),
     }
+}
+
+// ---- our clients: `mqtt pub` / `mqtt sub` ----
+
+/// Checks of `mqtt pub` / `mqtt sub` in both protocol versions (most are the mosquitto-clients
+/// checks, run with our tools: the flags are the same).
+const CLI_BOTH_VERSIONS: &[MosqCheck] = &[
+    ("qos0 pub/sub", |m| qos_pub_sub(m, 0, 0)),
+    ("qos1 pub/sub", |m| qos_pub_sub(m, 1, 1)),
+    ("qos2 pub/sub", |m| qos_pub_sub(m, 2, 2)),
+    ("qos2 publish to a qos1 subscription", |m| {
+        qos_pub_sub(m, 2, 1)
+    }),
+    (
+        "retained: late subscriber gets it, RETAIN set",
+        retained_get,
+    ),
+    (
+        "retained: cleared by an empty retained publish (-r -n)",
+        retained_clear,
+    ),
+    ("will: subscriber killed with SIGKILL", will),
+    ("-F %t %q %r %p", format_codes),
+    (
+        "persistent session: queued while offline",
+        persistent_session,
+    ),
+];
+
+/// The third part: our `mqtt pub` / `mqtt sub` against a real Mosquitto (when installed,
+/// whether or not `--against-mosquitto` was given) and against `mqtt broker`. Each broker is
+/// started afresh, in its own directory: Mosquitto with persistence, for the restart check.
+fn cli_clients(report: &mut Report, mqtt: &Path, work: &WorkDir) {
+    let mut targets = Vec::new();
+    if mosquitto_program().is_some() {
+        targets.push(Target::Mosquitto);
+    } else {
+        report.skip(
+            "[mosquitto] mqtt-cli checks",
+            "mosquitto not found (looked in /usr/sbin and PATH): apt-get install mosquitto",
+        );
+    }
+    targets.push(Target::Mqtt(mqtt.to_owned()));
+    let run = std::process::id();
+    for target in &targets {
+        println!("\n[interop] mqtt pub / mqtt sub against {}", target.name());
+        let dir = work.path.join(format!("cli-{}", target.name()));
+        let failed_before = report.failed;
+        let label = format!("[{}] broker starts (for mqtt-cli)", target.name());
+        let broker = report.check(&label, || {
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            Broker::start_in(target, &dir, true).map(|b| (b, String::new()))
+        });
+        let Some(mut broker) = broker else {
+            continue;
+        };
+        println!(
+            "[interop] {} listening on 127.0.0.1:{}",
+            target.name(),
+            broker.port
+        );
+        for version in [Version::V311, Version::V5] {
+            let m = Mosq {
+                port: broker.port,
+                version,
+                run,
+                clients: Clients::Mqtt(mqtt.to_owned()),
+            };
+            let extra = if version == Version::V5 { V5_ONLY } else { &[] };
+            for (name, check) in CLI_BOTH_VERSIONS.iter().chain(extra) {
+                let label = format!("[{}] mqtt-cli {} {name}", broker.name, version.label());
+                report.check(&label, || check(&m).map(|detail| ((), detail)));
+            }
+        }
+        for version in [Version::V311, Version::V5] {
+            let m = Mosq {
+                port: broker.port,
+                version,
+                run,
+                clients: Clients::Mqtt(mqtt.to_owned()),
+            };
+            let label = format!(
+                "[{}] mqtt-cli {} persistent session resumed after a broker restart",
+                broker.name,
+                version.label()
+            );
+            match target {
+                Target::Mosquitto => {
+                    let store = dir.join("persist");
+                    report.check(&label, || {
+                        session_across_restart(&m, &mut broker, &store).map(|d| ((), d))
+                    });
+                }
+                Target::Mqtt(_) => {
+                    report.skip(&label, "mqtt broker has no persistence yet (issue 7)");
+                }
+            }
+        }
+        report.check(
+            &format!(
+                "[{}] broker still running, exits 0 on SIGTERM (after mqtt-cli)",
+                target.name()
+            ),
+            || broker.stop().map(|()| (String::new(), String::new())),
+        );
+        if report.failed > failed_before {
+            broker.print_log_tail(40);
+        }
+    }
+}
+
+/// `-F` with each of `%t %q %r %p` on its own: a retained QoS 2 message (granted 2), then a
+/// live QoS 1 one, a payload with spaces and a `%` in it.
+fn format_codes(m: &Mosq) -> Result<String> {
+    let topic = m.topic("format");
+    let w = WAIT_SECS.to_string();
+    let kept = "kept at 100% QoS 2";
+    m.publish(&["-q", "2", "-r", "-t", &topic, "-m", kept])?;
+    let sub = m.subscribe(
+        "MSG|topic=%t qos=%q retain=%r payload=%p",
+        &["-q", "2", "-t", &topic, "-C", "2", "-W", &w],
+    )?;
+    m.publish(&["-q", "1", "-t", &topic, "-m", "live one"])?;
+    let got = collect(sub)?;
+    // Leave no retained message behind.
+    m.publish(&["-q", "1", "-r", "-t", &topic, "-n"])?;
+    expect_messages(
+        &got,
+        &[
+            format!("topic={topic} qos=2 retain=1 payload={kept}"),
+            format!("topic={topic} qos=1 retain=0 payload=live one"),
+        ],
+    )?;
+    Ok(String::new())
+}
+
+/// A persistent session (`-c -i ID -q 1`, with a message queued while its client is away)
+/// kept across a broker restart: SIGTERM (Mosquitto writes its database), start again, one
+/// more message, then the client comes back and gets both.
+fn session_across_restart(m: &Mosq, broker: &mut Broker, store: &Path) -> Result<String> {
+    let topic = m.topic("restart");
+    let id = m.client_id("restart");
+    let w = WAIT_SECS.to_string();
+    let first = m.subscribe(FORMAT, &["-c", "-i", &id, "-q", "1", "-t", &topic, "-E"])?;
+    collect(first)?;
+    m.publish(&["-q", "1", "-t", &topic, "-m", "before restart"])?;
+    broker.restart()?;
+    let db = fs::read_dir(store)
+        .with_context(|| format!("cannot read {}", store.display()))?
+        .filter_map(Result::ok)
+        .map(|e| {
+            let len = e.metadata().map_or(0, |md| md.len());
+            format!("{} ({len} bytes)", e.file_name().to_string_lossy())
+        })
+        .collect::<Vec<_>>();
+    ensure!(!db.is_empty(), "nothing written in {}", store.display());
+    m.publish(&["-q", "1", "-t", &topic, "-m", "after restart"])?;
+    // Queued messages may come before the SUBACK, and with them `-C 2` ends the subscriber.
+    let back = m.start_sub(
+        FORMAT,
+        &[
+            "-c", "-i", &id, "-q", "1", "-t", &topic, "-C", "2", "-W", &w,
+        ],
+    )?;
+    let expected = ["before restart", "after restart"].map(|p| format!("{topic}|1|0|{p}"));
+    expect_messages(&collect(back)?, &expected)?;
+    // Leave no session behind: a clean connection ends it.
+    let clean = m.subscribe(FORMAT, &["-i", &id, "-t", &topic, "-E"])?;
+    collect(clean)?;
+    Ok(format!("saved {}", db.join(", ")))
 }
 
 // ---- subprocesses ----

@@ -32,7 +32,9 @@ commands:
                                   build `mqtt` (debug; --release: optimised), start its broker on a
                                   free loopback port and check it with mosquitto_pub/_sub and
                                   paho-mqtt (xtask/interop/paho_check.py) in MQTT 3.1.1 and 5.0;
-                                  --against-mosquitto: also run the checks against /usr/sbin/mosquitto
+                                  --against-mosquitto: also run the checks against /usr/sbin/mosquitto;
+                                  then our `mqtt pub`/`mqtt sub` against Mosquitto (when installed)
+                                  and against `mqtt broker`
 ";
 
 fn main() {
