@@ -22,8 +22,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_core::broker::{BrokerConfig, Limits};
 use mqtt_core::codec::{decode, encode, DecodeLimits};
 use mqtt_core::packet::{
-    Ack, ConnAck, Connect, ConnectProperties, Subscribe, SubscribeProperties, Subscription,
-    SubscriptionOptions,
+    Ack, ConnAck, Connect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
 };
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::{Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode};
@@ -969,16 +968,7 @@ impl Peer {
 }
 
 fn connect_packet(version: ProtocolVersion, client_id: &str) -> Packet {
-    Packet::Connect(Box::new(Connect {
-        protocol_version: version,
-        clean_start: true,
-        keep_alive: 60,
-        client_id: client_id.into(),
-        will: None,
-        username: None,
-        password: None,
-        properties: ConnectProperties::default(),
-    }))
+    Packet::Connect(Box::new(Connect::new(version, client_id)))
 }
 
 fn pid(n: u16) -> PacketId {

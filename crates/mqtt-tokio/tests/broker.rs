@@ -9,8 +9,7 @@ use bytes::{Bytes, BytesMut};
 use mqtt_core::broker::BrokerConfig;
 use mqtt_core::codec::{decode, encode, DecodeLimits};
 use mqtt_core::packet::{
-    Ack, Connect, ConnectProperties, Subscribe, SubscribeProperties, Subscription,
-    SubscriptionOptions,
+    Ack, Connect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
 };
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::{Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode};
@@ -116,16 +115,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Peer<S> {
 }
 
 fn connect(version: ProtocolVersion, client_id: &str) -> Packet {
-    Packet::Connect(Box::new(Connect {
-        protocol_version: version,
-        clean_start: true,
-        keep_alive: 60,
-        client_id: client_id.into(),
-        will: None,
-        username: None,
-        password: None,
-        properties: ConnectProperties::default(),
-    }))
+    Packet::Connect(Box::new(Connect::new(version, client_id)))
 }
 
 fn pid(n: u16) -> PacketId {

@@ -160,6 +160,23 @@ pub struct Connect {
     pub properties: ConnectProperties,
 }
 
+impl Connect {
+    /// A CONNECT with Clean Start, a 60 s keep alive and nothing else: no will, no
+    /// credentials, no properties.
+    pub fn new(protocol_version: ProtocolVersion, client_id: impl Into<ByteString>) -> Self {
+        Self {
+            protocol_version,
+            clean_start: true,
+            keep_alive: 60,
+            client_id: client_id.into(),
+            will: None,
+            username: None,
+            password: None,
+            properties: ConnectProperties::default(),
+        }
+    }
+}
+
 /// The will message of CONNECT.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Will {
