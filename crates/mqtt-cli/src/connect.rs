@@ -217,6 +217,14 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// The topic to publish to: `-t`, else the one in the `-L` URL.
+    pub fn publish_topic(&self, flag: Option<&String>) -> anyhow::Result<TopicName> {
+        let Some(topic) = flag.or(self.url_topic.as_ref()) else {
+            bail!("no topic: give -t TOPIC");
+        };
+        TopicName::new(topic.as_str()).with_context(|| format!("-t {topic:?}"))
+    }
+
     /// Checks the flags and resolves them. `default_version` is the command's default;
     /// `sends` lists the packets it sends (a `-D` for any other is refused).
     pub fn resolve(

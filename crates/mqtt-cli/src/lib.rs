@@ -21,5 +21,6 @@ pub mod cmd;
 pub mod config;
 pub mod connect;
 pub mod format;
+pub mod payload;
 pub mod props;
 pub mod run;

@@ -1,7 +1,6 @@
 //! `mqtt pub`: publish a message (`-m`, `-f`, `-s`, `-n`) or each line of stdin (`-l`), then
 //! disconnect; mosquitto_pub's flags.
 
-use std::io::Read as _;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -18,7 +17,7 @@ use tracing::debug;
 
 use crate::connect::{parse_count, parse_delay, parse_qos, ConnArgs, Settings};
 use crate::props::PacketKind;
-use crate::run;
+use crate::{payload, run};
 
 /// Flags of `mqtt pub`.
 #[derive(Debug, Clone, Args)]
@@ -104,23 +103,14 @@ impl Plan {
                 PacketKind::Will,
             ],
         )?;
-        let topic = match (&args.topic, &settings.url_topic) {
-            (Some(t), _) | (None, Some(t)) => t.clone(),
-            (None, None) => bail!("no topic: give -t TOPIC"),
-        };
-        let topic = TopicName::new(topic.as_str()).with_context(|| format!("-t {topic:?}"))?;
-        let source = if let Some(m) = &args.message {
-            Source::Once(Bytes::from(m.clone().into_bytes()))
-        } else if let Some(path) = &args.file {
-            let data = std::fs::read(path)
-                .with_context(|| format!("-f: cannot read {}", path.display()))?;
-            Source::Once(data.into())
-        } else if args.stdin_file {
-            let mut data = Vec::new();
-            std::io::stdin()
-                .read_to_end(&mut data)
-                .context("-s: cannot read stdin")?;
-            Source::Once(data.into())
+        let topic = settings.publish_topic(args.topic.as_ref())?;
+        let given = payload::read(
+            args.message.as_deref(),
+            args.file.as_deref(),
+            args.stdin_file,
+        )?;
+        let source = if let Some(data) = given {
+            Source::Once(data)
         } else if args.stdin_line {
             Source::Lines
         } else {

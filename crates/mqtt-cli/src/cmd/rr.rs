@@ -23,6 +23,7 @@ use tracing::debug;
 
 use crate::connect::{parse_qos, parse_seconds, ConnArgs, Settings};
 use crate::format::{OutputArgs, Printer};
+use crate::payload;
 use crate::props::PacketKind;
 use crate::run::{self, Exit};
 
@@ -109,27 +110,16 @@ impl Plan {
                 PacketKind::Will,
             ],
         )?;
-        let topic = match (&args.topic, &settings.url_topic) {
-            (Some(t), _) | (None, Some(t)) => t.clone(),
-            (None, None) => bail!("no topic: give -t TOPIC"),
-        };
-        let topic = TopicName::new(topic.as_str()).with_context(|| format!("-t {topic:?}"))?;
+        let topic = settings.publish_topic(args.topic.as_ref())?;
         let response_topic = TopicName::new(args.response_topic.as_str())
             .with_context(|| format!("-e {:?}", args.response_topic))?;
-        let payload = if let Some(m) = &args.message {
-            Bytes::from(m.clone().into_bytes())
-        } else if let Some(path) = &args.file {
-            std::fs::read(path)
-                .with_context(|| format!("-f: cannot read {}", path.display()))?
-                .into()
-        } else if args.stdin_file {
-            let mut data = Vec::new();
-            std::io::Read::read_to_end(&mut std::io::stdin(), &mut data)
-                .context("-s: cannot read stdin")?;
-            data.into()
-        } else {
-            Bytes::new()
-        };
+        // `-n`, or nothing: an empty request.
+        let payload = payload::read(
+            args.message.as_deref(),
+            args.file.as_deref(),
+            args.stdin_file,
+        )?
+        .unwrap_or_default();
         let mut properties = settings.properties.publish.clone();
         let correlation = if settings.client.version.is_v5() {
             if properties.response_topic.is_some() {
