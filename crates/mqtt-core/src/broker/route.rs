@@ -61,20 +61,26 @@ impl Broker {
             msg.origin.as_ref(),
             &mut |members: &[ByteString]| {
                 // A shared group prefers members that are online; among them, a seeded pick.
-                let online: Vec<usize> = (0..members.len())
-                    .filter(|i| {
-                        members
-                            .get(*i)
-                            .and_then(|m| sessions.get(m))
-                            .and_then(|s| s.conn)
-                            .is_some_and(|c| conns.contains_key(&c))
-                    })
-                    .collect();
+                // Counted twice rather than collected: this runs for every message a shared
+                // group takes, and must not allocate.
+                let is_online = |m: &ByteString| {
+                    sessions
+                        .get(m)
+                        .and_then(|s| s.conn)
+                        .is_some_and(|c| conns.contains_key(&c))
+                };
                 let r = rng.next() as usize;
-                if online.is_empty() {
+                let online = members.iter().filter(|m| is_online(m)).count();
+                if online == 0 {
                     r % members.len().max(1)
                 } else {
-                    online.get(r % online.len()).copied().unwrap_or(usize::MAX)
+                    let nth = r % online;
+                    members
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, m)| is_online(m))
+                        .nth(nth)
+                        .map_or(usize::MAX, |(i, _)| i)
                 }
             },
             &mut routes,
