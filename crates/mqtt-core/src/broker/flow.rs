@@ -59,13 +59,14 @@ impl Broker {
             session.incoming_qos2.insert(id);
         }
         self.stats.messages_received += 1;
-        let routed = self.publish_message(now, &p, Some(client), version);
+        let (qos, packet_id) = (p.qos, p.packet_id);
+        let routed = self.publish_message(now, p, Some(client), version);
         let code = if routed == 0 && version.is_v5() {
             ReasonCode::NoMatchingSubscribers
         } else {
             ReasonCode::Success
         };
-        match (p.qos, p.packet_id) {
+        match (qos, packet_id) {
             (QoS::AtLeastOnce, Some(id)) => self.send_ack(conn, PacketType::PubAck, ack(id, code)),
             (QoS::ExactlyOnce, Some(id)) => self.send_ack(conn, PacketType::PubRec, ack(id, code)),
             _ => {}
@@ -76,11 +77,12 @@ impl Broker {
     pub(super) fn publish_message(
         &mut self,
         now: Instant,
-        p: &Publish,
+        p: Publish,
         origin: Option<ByteString>,
         version: ProtocolVersion,
     ) -> usize {
-        let mut properties = p.properties.clone();
+        // The message takes the packet's parts as they are: nothing is copied.
+        let mut properties = p.properties;
         properties.subscription_identifiers.clear();
         properties.topic_alias = None;
         let expires_at = properties
@@ -89,8 +91,8 @@ impl Broker {
             .filter(|_| version.is_v5())
             .map(|s| now + Duration::from_secs(u64::from(s)));
         let msg = Message {
-            topic: p.topic.clone(),
-            payload: p.payload.clone(),
+            topic: p.topic,
+            payload: p.payload,
             qos: p.qos,
             retain: p.retain,
             properties,
@@ -99,19 +101,19 @@ impl Broker {
         };
         // Clients may not publish into $SYS: it is the broker's (spec 4.7.2 "SHOULD prevent"),
         // neither live nor by replacing what the broker retained there.
-        if p.topic.starts_with("$SYS") && msg.origin.is_some() {
+        if msg.topic.starts_with("$SYS") && msg.origin.is_some() {
             return 0;
         }
-        if p.retain {
-            if p.payload.is_empty() {
+        if msg.retain {
+            if msg.payload.is_empty() {
                 // [MQTT-3.3.1-6] [MQTT-3.3.1-7] an empty retained message clears the topic
                 // and is not itself retained.
-                self.retained.clear(&p.topic);
-            } else if !self.retained.set(&p.topic, msg.clone()) {
+                self.retained.clear(&msg.topic);
+            } else if !self.retained.set(&msg.topic, msg.clone()) {
                 // [MQTT-3.3.1-5] replaces what was retained for the topic. Full: expired
                 // messages (swept otherwise only with $SYS) make room first.
                 self.retained.retain(&mut |_, m| !m.is_expired(now));
-                self.retained.set(&p.topic, msg.clone());
+                self.retained.set(&msg.topic, msg.clone());
             }
         }
         self.route(now, &msg)

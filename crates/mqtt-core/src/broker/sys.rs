@@ -61,7 +61,7 @@ impl Broker {
             let mut p = Publish::new(topic, Bytes::from(value));
             p.qos = QoS::AtMostOnce;
             p.retain = true;
-            self.publish_message(now, &p, None, crate::packet::ProtocolVersion::V311);
+            self.publish_message(now, p, None, crate::packet::ProtocolVersion::V311);
         }
     }
 }

@@ -75,6 +75,6 @@ impl Broker {
         };
         self.stats.messages_received += 1;
         // The will's origin is its client, but No Local does not apply: that client is gone.
-        self.publish_message(now, &p, None, crate::packet::ProtocolVersion::V5);
+        self.publish_message(now, p, None, crate::packet::ProtocolVersion::V5);
     }
 }
