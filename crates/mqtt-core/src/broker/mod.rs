@@ -121,7 +121,9 @@ pub struct Broker {
     routes: Vec<Route>,
     /// During one fan-out: the PUBLISH headers already encoded, by (version, RETAIN), for
     /// copies that can share them.
-    wire_forms: Option<Vec<(ProtocolVersion, bool, bytes::Bytes)>>,
+    /// Kept between fan-outs so its memory is reused; only read while `in_fanout`.
+    wire_forms: Vec<(ProtocolVersion, bool, bytes::Bytes)>,
+    in_fanout: bool,
 }
 
 /// How many packets a client may pipeline behind its CONNECT while authentication runs.
@@ -148,7 +150,8 @@ impl Broker {
             started: None,
             buf: BytesMut::with_capacity(64 * 1024),
             routes: Vec::new(),
-            wire_forms: None,
+            wire_forms: Vec::new(),
+            in_fanout: false,
         }
     }
 

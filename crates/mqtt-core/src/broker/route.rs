@@ -86,7 +86,8 @@ impl Broker {
             &mut routes,
         );
         let count = routes.len();
-        self.wire_forms = Some(Vec::new());
+        self.wire_forms.clear();
+        self.in_fanout = true;
         for r in routes.drain(..) {
             let qos = msg.qos.min(r.qos).min(self.config.maximum_qos);
             let d = Delivery {
@@ -99,7 +100,8 @@ impl Broker {
             };
             self.deliver(now, &r.client, d);
         }
-        self.wire_forms = None;
+        self.in_fanout = false;
+        self.wire_forms.clear();
         self.routes = routes;
         count
     }
@@ -230,12 +232,11 @@ impl Broker {
             && d.sub_ids.is_empty()
             && (version != ProtocolVersion::V5 || !c.aliases_out.is_enabled());
         if shareable {
-            let cached = self.wire_forms.as_ref().and_then(|forms| {
-                forms
-                    .iter()
-                    .find(|(v, r, _)| *v == version && *r == d.retain)
-                    .map(|(_, _, h)| h.clone())
-            });
+            let cached = self
+                .wire_forms
+                .iter()
+                .find(|(v, r, _)| self.in_fanout && *v == version && *r == d.retain)
+                .map(|(_, _, h)| h.clone());
             if let Some(header) = cached {
                 if d.msg.is_expired(now) {
                     return false;
@@ -284,10 +285,8 @@ impl Broker {
             return false;
         }
         let header = self.buf.split().freeze();
-        if shareable {
-            if let Some(forms) = self.wire_forms.as_mut() {
-                forms.push((version, d.retain, header.clone()));
-            }
+        if shareable && self.in_fanout {
+            self.wire_forms.push((version, d.retain, header.clone()));
         }
         let t = Transmit {
             conn,
