@@ -15,8 +15,8 @@ mod router;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
 
+use mqtt_adapter::broker::{ACCEPT_BACKOFF, INBOX_CAPACITY};
 use mqtt_core::broker::{Broker, BrokerConfig};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
@@ -27,11 +27,6 @@ use tracing::{info, warn};
 use crate::transport::{Incoming, TlsConfig};
 use crate::Error;
 use router::{Input, Router};
-
-/// Inputs that may wait for the router before connection tasks stop reading their sockets.
-const INBOX_CAPACITY: usize = 1024;
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
 /// A broker server to be started: its configuration and what to listen on.
 #[derive(Debug, Clone)]
@@ -67,7 +62,10 @@ impl Server {
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
         let mut bound = Vec::with_capacity(self.listeners.len());
         for (addr, tls) in &self.listeners {
-            let acceptor = tls.as_ref().map(TlsConfig::acceptor).transpose()?;
+            let acceptor = match tls {
+                Some(tls) => Some(TlsAcceptor::from(tls.server_config()?)),
+                None => None,
+            };
             let listener = TcpListener::bind(addr)
                 .await
                 .map_err(|source| Error::Bind {

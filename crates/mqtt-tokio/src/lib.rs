@@ -65,7 +65,6 @@ pub mod client;
 pub mod transport;
 
 use std::io;
-use std::path::PathBuf;
 
 pub use broker::{ListenAddr, RunningServer, Server};
 pub use transport::TlsConfig;
@@ -83,17 +82,9 @@ pub enum Error {
         /// Why.
         source: io::Error,
     },
-    /// A certificate or key file could not be read or holds no usable PEM item.
-    #[error("{}: {reason}", path.display())]
-    Pem {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// rustls refused the certificate and key.
-    #[error("TLS configuration: {0}")]
-    Tls(#[from] rustls::Error),
+    /// The TLS configuration could not be built.
+    #[error(transparent)]
+    TlsConfig(#[from] mqtt_adapter::tls::TlsError),
     /// The router task stopped on its own: a bug (it panicked).
     #[error("the broker task failed: {0}")]
     Router(#[from] tokio::task::JoinError),

@@ -1,0 +1,17 @@
+//! The broker side every runtime shares: the [`Router`] that owns the sans-IO
+//! [`Broker`](mqtt_core::broker::Broker) and addresses its output to connections, and the
+//! [`ConnState`] of one connection (decoding, the queue of chunks to write, what to report).
+//! An adapter adds only the sockets, the tasks or threads, and the clock.
+
+mod connection;
+mod router;
+
+pub use connection::{
+    ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,
+};
+pub use router::{ConnSink, Report, Router, SHUTDOWN_GRACE};
+
+/// Inputs that may wait for the router before connection tasks stop reading their sockets.
+pub const INBOX_CAPACITY: usize = 1024;
+/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
+pub const ACCEPT_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);

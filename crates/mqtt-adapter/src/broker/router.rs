@@ -1,0 +1,157 @@
+//! The router: the one owner of the sans-IO broker, fed by every connection and a timer, and
+//! the writer handle of each connection its output goes to.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use mqtt_core::broker::{AuthDecision, Broker, BrokerEvent, ConnId, PeerInfo};
+use mqtt_core::codec::DecodeError;
+use mqtt_core::Packet;
+use tracing::{debug, info};
+
+/// How long shutting down waits for connections to write their last bytes.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// What a connection task or thread tells the router.
+// Packets move by value: boxing would cost an allocation per packet on the hot path.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum Report {
+    /// A connection decoded a packet of this many bytes on the wire.
+    Packet(ConnId, Packet, usize),
+    /// A connection received bytes that do not decode; it reads no more.
+    DecodeError(ConnId, DecodeError),
+    /// A connection wrote this many bytes of what it was sent.
+    Written(ConnId, usize),
+    /// A connection's socket ended or failed.
+    Closed(ConnId),
+}
+
+/// How the router reaches one connection's writer (a channel of the adapter's choice).
+pub trait ConnSink {
+    /// Queues `bytes` then `payload` (often empty) for writing. A connection that has ended
+    /// drops them: its `Closed` report is on its way.
+    fn write(&self, bytes: Bytes, payload: Bytes);
+    /// Write what was queued, then close: the broker has forgotten this connection.
+    fn close(&self);
+}
+
+/// The broker and the writer of each of its connections.
+#[derive(Debug)]
+pub struct Router<S> {
+    broker: Broker,
+    conns: HashMap<ConnId, S>,
+}
+
+impl<S: ConnSink> Router<S> {
+    /// A router for `broker`, with no connection yet.
+    pub fn new(broker: Broker) -> Self {
+        Self {
+            broker,
+            conns: HashMap::new(),
+        }
+    }
+
+    /// The broker, for its configuration and limits.
+    pub fn broker(&self) -> &Broker {
+        &self.broker
+    }
+
+    /// Connections with a writer.
+    pub fn connections(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// A socket was accepted: the broker numbers it and `sink` becomes its writer.
+    pub fn accept(
+        &mut self,
+        now: Instant,
+        peer: PeerInfo,
+        sink: impl FnOnce(ConnId) -> S,
+    ) -> ConnId {
+        let (addr, tls) = (peer.addr, peer.tls);
+        let conn = self.broker.accept(now, peer);
+        debug!(%conn, ?addr, tls, "accepted");
+        self.conns.insert(conn, sink(conn));
+        conn
+    }
+
+    /// One report of a connection; then call [`Router::drain`].
+    pub fn handle(&mut self, now: Instant, report: Report) {
+        match report {
+            Report::Packet(conn, packet, len) => self.broker.handle_packet(now, conn, packet, len),
+            Report::DecodeError(conn, e) => self.broker.handle_decode_error(now, conn, &e),
+            Report::Written(conn, n) => self.broker.handle_written(now, conn, n),
+            Report::Closed(conn) => {
+                if self.conns.remove(&conn).is_some() {
+                    debug!(%conn, "connection lost");
+                }
+                self.broker.handle_closed(now, conn);
+            }
+        }
+    }
+
+    /// The instant at which [`Router::handle_timeout`] is due.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.broker.poll_timeout()
+    }
+
+    /// The broker's timers; then call [`Router::drain`].
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.broker.handle_timeout(now);
+    }
+
+    /// Drains the broker's transmits and events to `None` (the sans-IO contract).
+    pub fn drain(&mut self, now: Instant) {
+        loop {
+            let mut idle = true;
+            while let Some(t) = self.broker.poll_transmit() {
+                idle = false;
+                if let Some(sink) = self.conns.get(&t.conn) {
+                    sink.write(t.bytes, t.payload);
+                }
+            }
+            while let Some(event) = self.broker.poll_event() {
+                idle = false;
+                self.event(now, event);
+            }
+            if idle {
+                return;
+            }
+        }
+    }
+
+    fn event(&mut self, now: Instant, event: BrokerEvent) {
+        match event {
+            BrokerEvent::Connected {
+                conn,
+                client_id,
+                version,
+                session_present,
+            } => debug!(%conn, %client_id, ?version, session_present, "connected"),
+            BrokerEvent::Close { conn, reason } => {
+                debug!(%conn, %reason, "closing");
+                if let Some(sink) = self.conns.remove(&conn) {
+                    sink.close();
+                }
+            }
+            BrokerEvent::Authenticate { conn, request } => {
+                // No authenticator yet: everyone is let in.
+                debug!(%conn, client_id = %request.client_id, "authenticate: allowed");
+                self.broker.handle_auth(now, conn, AuthDecision::Allow);
+            }
+            other => debug!(event = ?other, "unhandled broker event"),
+        }
+    }
+
+    /// Disconnects every client (wills, DISCONNECT to 5.0 clients) and forgets the writers,
+    /// which close once they have written it. The adapter then waits up to
+    /// [`SHUTDOWN_GRACE`] for its connection tasks.
+    pub fn shutdown(&mut self, now: Instant) {
+        info!(connections = self.conns.len(), "shutting down");
+        self.broker.shutdown(now);
+        self.drain(now);
+        self.conns.clear();
+    }
+}
