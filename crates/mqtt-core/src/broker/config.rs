@@ -35,6 +35,9 @@ pub struct BrokerConfig {
     pub sys_interval: Option<Duration>,
     /// The version string published in `$SYS/broker/version`.
     pub version: String,
+    /// Emit [`super::BrokerEvent::Store`] for persistent sessions and retained messages, and
+    /// hold the acknowledgements that promise durability until the store answers.
+    pub persistence: bool,
 }
 
 impl Default for BrokerConfig {
@@ -53,6 +56,7 @@ impl Default for BrokerConfig {
             shared_subscriptions: true,
             sys_interval: Some(Duration::from_secs(10)),
             version: concat!("mqtt-core ", env!("CARGO_PKG_VERSION")).to_string(),
+            persistence: false,
         }
     }
 }

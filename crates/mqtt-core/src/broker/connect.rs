@@ -149,6 +149,8 @@ impl Broker {
         session.expires_at = None;
         // [MQTT-3.1.3-9] a new connection before the will delay ends cancels the will.
         session.pending_will = None;
+        // Stored before CONNACK goes out: CONNACK waits for it.
+        self.touch(&client_id);
 
         let limits = &self.config.limits;
         let mut keep_alive = keep_alive;

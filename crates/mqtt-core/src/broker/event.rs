@@ -92,6 +92,16 @@ pub enum BrokerEvent {
         /// Why, for logs; for v5 peers it was also sent in a DISCONNECT or CONNACK.
         reason: CloseReason,
     },
+    /// Store these operations, in order, as one batch (only with
+    /// [`super::BrokerConfig::persistence`]); then answer with
+    /// [`super::Broker::handle_stored`]. Acknowledgements that promise durability wait for
+    /// that answer.
+    Store {
+        /// The batch's number.
+        ticket: super::store::StoreTicket,
+        /// What changed.
+        ops: Vec<super::store::StoreOp>,
+    },
 }
 
 /// The credentials of a CONNECT, for the application to judge.

@@ -57,6 +57,15 @@ impl Broker {
                 return self.protocol_error(now, conn, ReasonCode::ReceiveMaximumExceeded);
             }
             session.incoming_qos2.insert(id);
+            if self.persists(&client) {
+                // Durable before the message goes anywhere: after a restart the client's
+                // resent PUBLISH is known, and not forwarded twice.
+                self.out.hold_all = true;
+                self.store(StoreOp::PutIncomingQos2 {
+                    client_id: client.clone(),
+                    packet_id: id,
+                });
+            }
         }
         self.stats.messages_received += 1;
         let (qos, packet_id) = (p.qos, p.packet_id);
@@ -109,11 +118,24 @@ impl Broker {
                 // [MQTT-3.3.1-6] [MQTT-3.3.1-7] an empty retained message clears the topic
                 // and is not itself retained.
                 self.retained.clear(&msg.topic);
-            } else if !self.retained.set(&msg.topic, msg.clone()) {
-                // [MQTT-3.3.1-5] replaces what was retained for the topic. Full: expired
-                // messages (swept otherwise only with $SYS) make room first.
-                self.retained.retain(&mut |_, m| !m.is_expired(now));
-                self.retained.set(&msg.topic, msg.clone());
+                if msg.origin.is_some() {
+                    self.store(StoreOp::DeleteRetained {
+                        topic: msg.topic.clone(),
+                    });
+                }
+            } else {
+                let kept = self.retained.set(&msg.topic, msg.clone()) || {
+                    // [MQTT-3.3.1-5] replaces what was retained for the topic. Full: expired
+                    // messages (swept otherwise only with $SYS) make room first.
+                    self.retained.retain(&mut |_, m| !m.is_expired(now));
+                    self.retained.set(&msg.topic, msg.clone())
+                };
+                // $SYS is the broker's own, published anew after a restart.
+                if kept && !msg.topic.starts_with("$SYS") {
+                    self.store(StoreOp::PutRetained {
+                        message: persist::stored_message(&msg),
+                    });
+                }
             }
         }
         self.route(now, &msg)
@@ -123,7 +145,9 @@ impl Broker {
         if let Some(session) = self.session_of(conn) {
             if let Some(i) = session.inflight_position(a.packet_id) {
                 if session.inflight.get(i).map(|f| f.state) == Some(OutState::Qos1Sent) {
-                    session.inflight.remove(i);
+                    if let Some(f) = session.inflight.remove(i) {
+                        self.delivery_gone_on(conn, f.delivery.seq);
+                    }
                 }
             }
         }
@@ -131,6 +155,7 @@ impl Broker {
     }
 
     pub(super) fn on_pubrec(&mut self, now: Instant, conn: ConnId, a: &Ack) {
+        let persisting = self.config.persistence;
         let Some(session) = self.session_of(conn) else {
             return;
         };
@@ -142,13 +167,24 @@ impl Broker {
         };
         if a.reason_code.is_error() {
             // [MQTT-4.3.3-?] a failed PUBREC ends the flow.
-            session.inflight.remove(i);
+            if let Some(f) = session.inflight.remove(i) {
+                self.delivery_gone_on(conn, f.delivery.seq);
+            }
             return self.pump(now, conn);
         }
+        let mut released = None;
         if let Some(f) = session.inflight.get_mut(i) {
             f.state = OutState::Qos2Released;
             // The PUBREL goes out now, even if the PUBLISH was not resent on this connection.
             f.sent = true;
+            released = persisting.then(|| f.delivery.clone());
+        }
+        let client = self.conns.get(&conn).and_then(|c| c.session.clone());
+        if let (Some(d), Some(client)) = (released, client) {
+            if self.persists(&client) {
+                let flow = Some((a.packet_id, StoredFlow::Released));
+                self.store_delivery(&client, &d, flow);
+            }
         }
         self.send_ack(conn, PacketType::PubRel, Ack::new(a.packet_id));
     }
@@ -161,6 +197,13 @@ impl Broker {
         // [MQTT-4.3.3-?] the id is released; PUBCOMP either way, "not found" if unknown.
         if !session.incoming_qos2.remove(&a.packet_id) {
             comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+        } else if let Some(client) = self.conns.get(&conn).and_then(|c| c.session.clone()) {
+            if self.persists(&client) {
+                self.store(StoreOp::DeleteIncomingQos2 {
+                    client_id: client,
+                    packet_id: a.packet_id,
+                });
+            }
         }
         self.send_ack(conn, PacketType::PubComp, comp);
     }
@@ -169,7 +212,9 @@ impl Broker {
         if let Some(session) = self.session_of(conn) {
             if let Some(i) = session.inflight_position(a.packet_id) {
                 if session.inflight.get(i).map(|f| f.state) == Some(OutState::Qos2Released) {
-                    session.inflight.remove(i);
+                    if let Some(f) = session.inflight.remove(i) {
+                        self.delivery_gone_on(conn, f.delivery.seq);
+                    }
                 }
             }
         }

@@ -113,6 +113,7 @@ impl Broker {
     }
 
     pub(super) fn session_went_offline(&mut self, now: Instant, client: &ByteString) {
+        self.touch(client);
         let Some(session) = self.sessions.get_mut(client) else {
             return;
         };
@@ -133,6 +134,11 @@ impl Broker {
         let Some(session) = self.sessions.remove(client) else {
             return;
         };
+        if session.stored {
+            self.store(StoreOp::DeleteSession {
+                client_id: client.clone(),
+            });
+        }
         for filter in session.subscriptions.keys() {
             if let Ok(f) = TopicFilter::try_from(filter.clone()) {
                 self.subs.remove(client, &f);
@@ -146,6 +152,11 @@ impl Broker {
     /// Drops a session without sending its will (Clean Start on a new connection).
     pub(super) fn discard_session(&mut self, client: &ByteString) {
         if let Some(session) = self.sessions.remove(client) {
+            if session.stored {
+                self.store(StoreOp::DeleteSession {
+                    client_id: client.clone(),
+                });
+            }
             for filter in session.subscriptions.keys() {
                 if let Ok(f) = TopicFilter::try_from(filter.clone()) {
                     self.subs.remove(client, &f);

@@ -10,6 +10,8 @@
 //! - [`Broker::handle_closed`]: the socket closed;
 //! - [`Broker::handle_timeout`]: the instant from [`Broker::poll_timeout`] came;
 //! - [`Broker::handle_auth`]: the answer to a [`BrokerEvent::Authenticate`];
+//! - [`Broker::handle_stored`]: the store made a [`BrokerEvent::Store`] batch durable (only
+//!   with [`BrokerConfig::persistence`]; see [`store`]);
 //! - [`Broker::shutdown`]: the broker is stopping.
 //!
 //! After **every** input, drain [`Broker::poll_transmit`] and [`Broker::poll_event`] until
@@ -38,9 +40,12 @@ mod connection;
 mod event;
 mod flow;
 mod lifecycle;
+mod outbox;
+mod persist;
 mod retained;
 mod route;
 mod session;
+pub mod store;
 mod subscribe;
 mod subscriptions;
 mod sys;
@@ -60,9 +65,11 @@ use crate::packet::*;
 use crate::timer::TimerQueue;
 use crate::topic::TopicFilter;
 use connection::{Connection, OutAliases, Phase};
+use outbox::Outbox;
 use retained::Retained;
 use route::{Delivery, Message};
 use session::{OutState, Session};
+use store::{StoreOp, StoredFlow};
 use subscriptions::{Route, SubEntry, Subscriptions};
 
 /// What a timer entry is for; each is re-checked when it fires.
@@ -111,7 +118,9 @@ pub struct Broker {
     subs: Subscriptions,
     retained: Retained<Message>,
     timers: TimerQueue<Timer>,
-    transmits: VecDeque<Transmit>,
+    out: Outbox,
+    /// Sessions whose record changed during this input (persistence only).
+    dirty: Vec<ByteString>,
     events: VecDeque<BrokerEvent>,
     rng: Rng,
     stats: Stats,
@@ -144,7 +153,8 @@ impl Broker {
             sessions: HashMap::new(),
             subs: Subscriptions::new(),
             timers: TimerQueue::new(),
-            transmits: VecDeque::new(),
+            out: Outbox::new(),
+            dirty: Vec::new(),
             events: VecDeque::new(),
             stats: Stats::default(),
             started: None,
@@ -236,6 +246,8 @@ impl Broker {
     /// the bytes it took on the wire, for the statistics.
     pub fn handle_packet(&mut self, now: Instant, conn: ConnId, packet: Packet, wire_len: usize) {
         self.stats.bytes_received += wire_len as u64;
+        // Acknowledgements of this packet wait for what it makes the broker store.
+        self.out.hold_conn = Some(conn);
         self.dispatch(now, conn, packet);
     }
 
@@ -337,6 +349,7 @@ impl Broker {
 
     /// The answer to [`BrokerEvent::Authenticate`] for `conn`.
     pub fn handle_auth(&mut self, now: Instant, conn: ConnId, decision: AuthDecision) {
+        self.out.hold_conn = Some(conn);
         let Some(c) = self.conns.get_mut(&conn) else {
             return;
         };
@@ -386,11 +399,13 @@ impl Broker {
 
     /// The next packet to write, addressed to its connection.
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.finish_batch();
+        self.out.pop()
     }
 
     /// The next event for the application.
     pub fn poll_event(&mut self) -> Option<BrokerEvent> {
+        self.finish_batch();
         self.events.pop_front()
     }
 
@@ -482,7 +497,7 @@ impl Broker {
             c.pending_write += bytes.len();
         }
         self.stats.bytes_sent += bytes.len() as u64;
-        self.transmits.push_back(Transmit {
+        self.out.push(Transmit {
             conn,
             bytes,
             payload: bytes::Bytes::new(),

@@ -9,9 +9,10 @@ use bytestring::ByteString;
 
 use super::event::{ConnId, Transmit};
 use super::session::{InFlight, OutState};
-use std::collections::VecDeque;
 
 use super::connection::Connection;
+use super::outbox::Outbox;
+use super::store::StoredFlow;
 use super::{Broker, Stats};
 use crate::codec::encode_publish_header;
 use crate::packet::{PacketId, ProtocolVersion, Publish, PublishProperties, QoS};
@@ -46,6 +47,8 @@ pub(crate) struct Delivery {
     pub(crate) qos: QoS,
     pub(crate) retain: bool,
     pub(crate) sub_ids: Vec<NonZeroU32>,
+    /// Its number in the session's order (given when queued): the store's key.
+    pub(crate) seq: u64,
 }
 
 impl Broker {
@@ -97,6 +100,7 @@ impl Broker {
                 // Retain As Published.
                 retain: msg.retain && r.retain_as_published,
                 sub_ids: r.sub_ids,
+                seq: 0,
             };
             self.deliver(now, &r.client, d);
         }
@@ -124,8 +128,19 @@ impl Broker {
             (None, QoS::AtMostOnce) => {}
             (_, _) => {
                 let limits = &self.config.limits;
-                if !session.enqueue(d, limits) {
+                let mut gone = Vec::new();
+                let queued = session.enqueue(d, limits, &mut gone);
+                if queued.is_none() {
                     self.stats.dropped += 1;
+                }
+                for seq in gone {
+                    self.store_delivery_gone(client, seq);
+                }
+                if queued.is_some() && self.persists(client) {
+                    let last = self.sessions.get(client).and_then(|s| s.queue.back());
+                    if let Some(d) = last.cloned() {
+                        self.store_delivery(client, &d, None);
+                    }
                 }
                 if let Some(conn) = conn {
                     self.pump(now, conn);
@@ -167,6 +182,7 @@ impl Broker {
                         // Expired, or too large for this connection's Maximum Packet Size:
                         // discarded as if its delivery had completed [MQTT-3.1.2-25].
                         session.inflight.remove(i);
+                        self.delivery_gone_on(conn, f.delivery.seq);
                     }
                 }
                 continue;
@@ -178,10 +194,12 @@ impl Broker {
                 return;
             };
             if d.msg.is_expired(now) {
+                self.delivery_gone_on(conn, d.seq);
                 continue;
             }
             if d.qos == QoS::AtMostOnce {
                 self.send_publish(now, conn, &d, None, false);
+                self.delivery_gone_on(conn, d.seq);
                 continue;
             }
             let Some(id) = session.next_packet_id() else {
@@ -192,6 +210,11 @@ impl Broker {
             } else {
                 OutState::Qos2Sent
             };
+            // Stored before it is sent: a QoS 2 PUBLISH waits for its packet id to be durable.
+            let client = self.conns.get(&conn).and_then(|c| c.session.clone());
+            if let Some(client) = &client {
+                self.store_delivery(client, &d, Some((id, StoredFlow::Published)));
+            }
             if self.send_publish(now, conn, &d, Some(id), false) {
                 if let Some(session) = self.session_of(conn) {
                     session.inflight.push_back(InFlight {
@@ -201,6 +224,8 @@ impl Broker {
                         sent: true,
                     });
                 }
+            } else {
+                self.delivery_gone_on(conn, d.seq);
             }
         }
     }
@@ -246,7 +271,7 @@ impl Broker {
                     bytes: header,
                     payload: d.msg.payload.clone(),
                 };
-                return queue_publish(c, &mut self.stats, &mut self.transmits, t, &d.msg.topic);
+                return queue_publish(c, &mut self.stats, &mut self.out, t, &d.msg.topic);
             }
         }
         let mut publish = Publish {
@@ -293,7 +318,7 @@ impl Broker {
             bytes: header,
             payload: publish.payload,
         };
-        queue_publish(c, &mut self.stats, &mut self.transmits, t, &d.msg.topic)
+        queue_publish(c, &mut self.stats, &mut self.out, t, &d.msg.topic)
     }
 }
 
@@ -303,7 +328,7 @@ impl Broker {
 fn queue_publish(
     c: &mut Connection,
     stats: &mut Stats,
-    transmits: &mut VecDeque<Transmit>,
+    out: &mut Outbox,
     t: Transmit,
     topic: &TopicName,
 ) -> bool {
@@ -316,7 +341,7 @@ fn queue_publish(
     c.pending_write += size;
     stats.messages_sent += 1;
     stats.bytes_sent += size as u64;
-    transmits.push_back(t);
+    out.push(t);
     true
 }
 

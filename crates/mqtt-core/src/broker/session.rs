@@ -55,10 +55,14 @@ pub(crate) struct Session {
     /// Incoming QoS 2 packet ids received and not yet released by PUBREL.
     pub(crate) incoming_qos2: HashSet<PacketId>,
     next_id: u16,
+    /// The number the next queued delivery gets.
+    next_seq: u64,
     /// A will waiting for its Will Delay Interval.
     pub(crate) pending_will: Option<(Instant, Will)>,
     /// Messages dropped because the queue was full.
     pub(crate) dropped: u64,
+    /// A record of it was sent to the store (and not deleted since).
+    pub(crate) stored: bool,
 }
 
 impl Session {
@@ -74,8 +78,10 @@ impl Session {
             queued_bytes: 0,
             incoming_qos2: HashSet::new(),
             next_id: 0,
+            next_seq: 1,
             pending_will: None,
             dropped: 0,
+            stored: false,
         }
     }
 
@@ -92,8 +98,15 @@ impl Session {
         None
     }
 
-    /// Queues a delivery under the session's limits; returns false if it was dropped.
-    pub(crate) fn enqueue(&mut self, d: Delivery, limits: &Limits) -> bool {
+    /// Queues a delivery under the session's limits, numbered; returns its number, or `None`
+    /// if it was dropped. Deliveries dropped to make room are numbered in
+    /// `gone`.
+    pub(crate) fn enqueue(
+        &mut self,
+        mut d: Delivery,
+        limits: &Limits,
+        gone: &mut Vec<u64>,
+    ) -> Option<u64> {
         let size = d.msg.payload.len();
         let full = |s: &Self| {
             s.queue.len() >= limits.max_queued_messages
@@ -103,24 +116,57 @@ impl Session {
             match limits.queue_full {
                 QueueFullPolicy::DropNewest => {
                     self.dropped += 1;
-                    return false;
+                    return None;
                 }
                 QueueFullPolicy::DropOldest => {
                     while full(self) {
                         let Some(old) = self.queue.pop_front() else {
                             // Even an empty queue cannot take it: too large on its own.
                             self.dropped += 1;
-                            return false;
+                            return None;
                         };
                         self.queued_bytes -= old.msg.payload.len();
                         self.dropped += 1;
+                        gone.push(old.seq);
                     }
                 }
             }
         }
         self.queued_bytes += size;
+        d.seq = self.next_seq;
+        self.next_seq += 1;
         self.queue.push_back(d);
-        true
+        Some(self.next_seq - 1)
+    }
+
+    /// Puts back a delivery a store kept: in flight (to be sent again) or queued.
+    pub(crate) fn restore(
+        &mut self,
+        d: Delivery,
+        inflight: Option<(PacketId, crate::broker::store::StoredFlow)>,
+    ) {
+        use crate::broker::store::StoredFlow;
+        self.next_seq = self.next_seq.max(d.seq + 1);
+        match inflight {
+            Some((id, flow)) => {
+                let state = match (flow, d.qos) {
+                    (StoredFlow::Released, _) => OutState::Qos2Released,
+                    (StoredFlow::Published, crate::packet::QoS::ExactlyOnce) => OutState::Qos2Sent,
+                    _ => OutState::Qos1Sent,
+                };
+                self.next_id = self.next_id.max(id.get());
+                self.inflight.push_back(InFlight {
+                    id,
+                    state,
+                    delivery: d,
+                    sent: false,
+                });
+            }
+            None => {
+                self.queued_bytes += d.msg.payload.len();
+                self.queue.push_back(d);
+            }
+        }
     }
 
     pub(crate) fn dequeue(&mut self) -> Option<Delivery> {

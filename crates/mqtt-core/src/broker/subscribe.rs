@@ -29,6 +29,8 @@ impl Broker {
             );
             codes.push(code);
         }
+        // Stored before SUBACK goes out: SUBACK waits for it.
+        self.touch(&client);
         // [MQTT-3.8.4-1] SUBACK, with one code per filter in order [MQTT-3.8.4-6].
         let suback = SubAck {
             packet_id: s.packet_id,
@@ -90,6 +92,7 @@ impl Broker {
                     qos: m.qos.min(options.qos),
                     retain: true,
                     sub_ids: id.into_iter().collect(),
+                    seq: 0,
                 });
             });
         }
@@ -127,6 +130,7 @@ impl Broker {
                 ReasonCode::NoSubscriptionExisted
             });
         }
+        self.touch(&client);
         // [MQTT-3.10.4-4] [MQTT-3.10.4-5] UNSUBACK even when nothing matched.
         let ack = UnsubAck {
             packet_id: u.packet_id,

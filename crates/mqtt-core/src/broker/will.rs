@@ -29,6 +29,7 @@ impl Broker {
         if let Some(session) = self.sessions.get_mut(client) {
             session.pending_will = Some((at, will));
             self.timers.insert(at, Timer::WillDelay(client.clone()));
+            self.touch(client);
         }
     }
 
@@ -45,6 +46,7 @@ impl Broker {
             return;
         }
         if let Some((_, will)) = session.pending_will.take() {
+            self.touch(client);
             self.publish_will(now, will);
         }
     }

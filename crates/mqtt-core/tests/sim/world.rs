@@ -16,6 +16,7 @@ use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
+use mqtt_core::broker::store::{MemoryStore, StoreOp, StoreTicket};
 use mqtt_core::broker::{Broker, BrokerConfig, BrokerEvent, CloseReason, ConnId, PeerInfo};
 use mqtt_core::codec::{self, DecodeLimits};
 use mqtt_core::packet::{Ack, ConnAck, Connect, Disconnect, SubAck, UnsubAck};
@@ -79,6 +80,12 @@ pub(crate) struct World {
     /// Drives chunk sizes; `None` sends each packet whole.
     rng: Option<Rng>,
     max_inflight: usize,
+    config: BrokerConfig,
+    /// With persistence: what the store made durable.
+    pub(crate) store: MemoryStore,
+    /// Batches the store has not answered yet (while `store_paused`).
+    pending: VecDeque<(StoreTicket, Vec<StoreOp>)>,
+    store_paused: bool,
 }
 
 impl World {
@@ -100,7 +107,17 @@ impl World {
         // Only offsets from it matter, so the run is the same whenever it happens.
         #[allow(clippy::disallowed_methods)]
         let base = Instant::now();
+        let mut config = config;
+        // The whole suite runs again with persistence on (and a store answering at once):
+        // nothing a client sees may change but timing.
+        if std::env::var_os("MQTT_SIM_PERSISTENCE").is_some() {
+            config.persistence = true;
+        }
         Self {
+            config: config.clone(),
+            store: MemoryStore::new(),
+            pending: VecDeque::new(),
+            store_paused: false,
             max_inflight: usize::from(config.limits.max_inflight),
             broker: Broker::new(config),
             now: base,
@@ -109,6 +126,51 @@ impl World {
             by_conn: HashMap::new(),
             rng: None,
         }
+    }
+
+    /// A broker with `config` and persistence on, every packet in one piece.
+    pub(crate) fn persistent(mut config: BrokerConfig) -> Self {
+        config.persistence = true;
+        Self::whole(config)
+    }
+
+    /// From now on the store answers nothing until [`World::resume_store`].
+    pub(crate) fn pause_store(&mut self) {
+        self.store_paused = true;
+    }
+
+    /// The store makes everything pending durable and answers.
+    pub(crate) fn resume_store(&mut self) {
+        self.store_paused = false;
+        let mut last = None;
+        while let Some((ticket, ops)) = self.pending.pop_front() {
+            for op in ops {
+                self.store.apply(op);
+            }
+            last = Some(ticket);
+        }
+        if let Some(ticket) = last {
+            self.broker.handle_stored(self.now, ticket);
+            self.drain();
+        }
+    }
+
+    /// Batches the store holds without having answered.
+    pub(crate) fn store_pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The broker process dies (nothing is sent to anyone; what the store has not made
+    /// durable is lost) and starts again from the store. Every peer's link is gone.
+    pub(crate) fn crash_and_restart(&mut self) {
+        self.pending.clear();
+        self.store_paused = false;
+        for peer in &mut self.peers {
+            peer.link_dropped = true;
+        }
+        self.by_conn.clear();
+        self.broker = Broker::recover(self.config.clone(), self.store.state().clone(), self.now);
+        self.drain();
     }
 
     /// Virtual time since the world began.
@@ -312,9 +374,22 @@ impl World {
                     &peer.from_broker[..]
                 );
             }
+            let mut stored = None;
             while let Some(e) = self.broker.poll_event() {
                 outputs += 1;
                 assert!(outputs < MAX_OUTPUTS_PER_INPUT, "broker output never ends");
+                if let BrokerEvent::Store { ticket, ops } = e {
+                    assert!(self.config.persistence, "Store event without persistence");
+                    if self.store_paused {
+                        self.pending.push_back((ticket, ops));
+                    } else {
+                        for op in ops {
+                            self.store.apply(op);
+                        }
+                        stored = Some(ticket);
+                    }
+                    continue;
+                }
                 if let BrokerEvent::Close { conn, reason } = e {
                     let Some(&i) = self.by_conn.get(&conn) else {
                         panic!("Close for {conn}, which was never accepted");
@@ -334,6 +409,10 @@ impl World {
                         "handle_closed after Close produced output"
                     );
                 }
+            }
+            if let Some(ticket) = stored {
+                self.broker.handle_stored(self.now, ticket);
+                continue;
             }
             if written.is_empty() {
                 return;

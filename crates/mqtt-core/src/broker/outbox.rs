@@ -1,0 +1,109 @@
+//! The broker's output queue, with the transmits that wait for durability.
+//!
+//! Store operations collect in a batch during one input; the first `poll_*` after it closes
+//! the batch into a [`BrokerEvent::Store`](super::BrokerEvent::Store) with the next ticket.
+//! Transmits that promise durability (the acknowledgements sent to the connection whose input
+//! made the operations, and anything a QoS 2 flow sends while its operations are pending) are
+//! held until [`Outbox::stored`] reports their ticket durable. Once a connection has a
+//! transmit held, its later transmits wait behind it: each connection's bytes stay in order.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::event::{ConnId, Transmit};
+use super::store::{StoreOp, StoreTicket};
+
+#[derive(Debug, Default)]
+pub(crate) struct Outbox {
+    ready: VecDeque<Transmit>,
+    /// Transmits waiting for the ticket they are tagged with.
+    held: VecDeque<(u64, Transmit)>,
+    held_per_conn: HashMap<ConnId, usize>,
+    /// Operations of the batch being built.
+    pub(crate) ops: Vec<StoreOp>,
+    /// Operations will be added when the batch closes (sessions marked changed).
+    pub(crate) marked: bool,
+    /// The ticket the batch being built will get (tickets start at 1).
+    next_ticket: u64,
+    /// The last ticket reported durable.
+    durable: u64,
+    /// The connection whose input is being handled: its acknowledgements wait.
+    pub(crate) hold_conn: Option<ConnId>,
+    /// Everything sent while this batch has operations waits (QoS 2 flows).
+    pub(crate) hold_all: bool,
+}
+
+impl Outbox {
+    pub(crate) fn new() -> Self {
+        Self {
+            next_ticket: 1,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn push(&mut self, t: Transmit) {
+        let pending = self.marked || !self.ops.is_empty();
+        let must_wait = pending && (self.hold_all || self.hold_conn == Some(t.conn));
+        if must_wait || self.held_per_conn.contains_key(&t.conn) {
+            *self.held_per_conn.entry(t.conn).or_default() += 1;
+            self.held.push_back((self.next_ticket, t));
+        } else {
+            self.ready.push_back(t);
+        }
+    }
+
+    pub(crate) fn pop(&mut self) -> Option<Transmit> {
+        self.ready.pop_front()
+    }
+
+    /// Closes the batch of the last input: its operations and ticket, if it has any.
+    pub(crate) fn finish_batch(&mut self) -> Option<(StoreTicket, Vec<StoreOp>)> {
+        self.hold_conn = None;
+        self.hold_all = false;
+        self.marked = false;
+        if self.ops.is_empty() {
+            // Held only to keep a connection's order: they wait for the ticket before.
+            let before = self.next_ticket - 1;
+            for (tag, _) in self.held.iter_mut().rev() {
+                if *tag != self.next_ticket {
+                    break;
+                }
+                *tag = before;
+            }
+            self.release();
+            return None;
+        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        Some((StoreTicket(ticket), std::mem::take(&mut self.ops)))
+    }
+
+    /// Every batch up to `ticket` is durable: what waited for them goes out.
+    pub(crate) fn stored(&mut self, ticket: StoreTicket) {
+        self.durable = self.durable.max(ticket.0);
+        self.release();
+    }
+
+    fn release(&mut self) {
+        while self
+            .held
+            .front()
+            .is_some_and(|(tag, _)| *tag <= self.durable)
+        {
+            let Some((_, t)) = self.held.pop_front() else {
+                break;
+            };
+            if let Some(n) = self.held_per_conn.get_mut(&t.conn) {
+                *n -= 1;
+                if *n == 0 {
+                    self.held_per_conn.remove(&t.conn);
+                }
+            }
+            self.ready.push_back(t);
+        }
+    }
+
+    /// Transmits waiting for durability.
+    pub(crate) fn held(&self) -> usize {
+        self.held.len()
+    }
+}
