@@ -458,6 +458,15 @@ impl Broker {
     }
 
     fn send_ack(&mut self, conn: ConnId, kind: PacketType, a: Ack) {
+        if matches!(kind, PacketType::PubAck | PacketType::PubRec) {
+            if let Some(version) = self.conns.get(&conn).map(|c| c.version) {
+                self.out.ack = Some(outbox::AckIntent {
+                    kind,
+                    id: a.packet_id,
+                    version,
+                });
+            }
+        }
         let packet = match kind {
             PacketType::PubAck => Packet::PubAck(a),
             PacketType::PubRec => Packet::PubRec(a),

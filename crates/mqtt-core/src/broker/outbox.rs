@@ -11,12 +11,30 @@ use std::collections::{HashMap, VecDeque};
 
 use super::event::{ConnId, Transmit};
 use super::store::{StoreOp, StoreTicket};
+use crate::packet::{PacketId, PacketType, ProtocolVersion};
+
+/// A held PUBACK or PUBREC: what it acknowledges, so that a failed store can refuse it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AckIntent {
+    pub(crate) kind: PacketType,
+    pub(crate) id: PacketId,
+    pub(crate) version: ProtocolVersion,
+}
+
+/// A transmit waiting for the ticket it is tagged with.
+#[derive(Debug)]
+struct Held {
+    tag: u64,
+    transmit: Transmit,
+    ack: Option<AckIntent>,
+    /// After a failed store: the refusal to send instead (`Some(None)`: nothing).
+    refused: Option<Option<Transmit>>,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     ready: VecDeque<Transmit>,
-    /// Transmits waiting for the ticket they are tagged with.
-    held: VecDeque<(u64, Transmit)>,
+    held: VecDeque<Held>,
     held_per_conn: HashMap<ConnId, usize>,
     /// Operations of the batch being built.
     pub(crate) ops: Vec<StoreOp>,
@@ -30,6 +48,8 @@ pub(crate) struct Outbox {
     pub(crate) hold_conn: Option<ConnId>,
     /// Everything sent while this batch has operations waits (QoS 2 flows).
     pub(crate) hold_all: bool,
+    /// Set by the broker just before it pushes a PUBACK or PUBREC.
+    pub(crate) ack: Option<AckIntent>,
 }
 
 impl Outbox {
@@ -45,8 +65,14 @@ impl Outbox {
         let must_wait = pending && (self.hold_all || self.hold_conn == Some(t.conn));
         if must_wait || self.held_per_conn.contains_key(&t.conn) {
             *self.held_per_conn.entry(t.conn).or_default() += 1;
-            self.held.push_back((self.next_ticket, t));
+            self.held.push_back(Held {
+                tag: self.next_ticket,
+                transmit: t,
+                ack: self.ack.take(),
+                refused: None,
+            });
         } else {
+            self.ack = None;
             self.ready.push_back(t);
         }
     }
@@ -63,11 +89,11 @@ impl Outbox {
         if self.ops.is_empty() {
             // Held only to keep a connection's order: they wait for the ticket before.
             let before = self.next_ticket - 1;
-            for (tag, _) in self.held.iter_mut().rev() {
-                if *tag != self.next_ticket {
+            for h in self.held.iter_mut().rev() {
+                if h.tag != self.next_ticket {
                     break;
                 }
-                *tag = before;
+                h.tag = before;
             }
             self.release();
             return None;
@@ -83,22 +109,41 @@ impl Outbox {
         self.release();
     }
 
+    /// The store could not make the batch `ticket` durable: what waited for it goes out,
+    /// except its acknowledgements, which `refuse` turns into refusals (or nothing).
+    pub(crate) fn failed(
+        &mut self,
+        ticket: StoreTicket,
+        refuse: &mut dyn FnMut(AckIntent, ConnId) -> Option<Transmit>,
+    ) {
+        for h in &mut self.held {
+            if h.tag > ticket.0 {
+                break;
+            }
+            if let Some(intent) = h.ack.take() {
+                h.refused = Some(refuse(intent, h.transmit.conn));
+            }
+        }
+        self.stored(ticket);
+    }
+
     fn release(&mut self) {
-        while self
-            .held
-            .front()
-            .is_some_and(|(tag, _)| *tag <= self.durable)
-        {
-            let Some((_, t)) = self.held.pop_front() else {
+        while self.held.front().is_some_and(|h| h.tag <= self.durable) {
+            let Some(h) = self.held.pop_front() else {
                 break;
             };
-            if let Some(n) = self.held_per_conn.get_mut(&t.conn) {
+            let conn = h.transmit.conn;
+            if let Some(n) = self.held_per_conn.get_mut(&conn) {
                 *n -= 1;
                 if *n == 0 {
-                    self.held_per_conn.remove(&t.conn);
+                    self.held_per_conn.remove(&conn);
                 }
             }
-            self.ready.push_back(t);
+            match h.refused {
+                None => self.ready.push_back(h.transmit),
+                Some(Some(refusal)) => self.ready.push_back(refusal),
+                Some(None) => {}
+            }
         }
     }
 

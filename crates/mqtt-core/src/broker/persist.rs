@@ -126,6 +126,45 @@ impl Broker {
         self.out.stored(ticket);
     }
 
+    /// The store could not make the batch `ticket` durable (a full disk): what waited for it
+    /// goes out, but the PUBACKs and PUBRECs it held become refusals: 0x97 (Quota exceeded)
+    /// for 5.0 clients, and none at all for 3.x clients, whose acknowledgements cannot say
+    /// no: they send the message again. The message itself stays in memory, delivered while
+    /// the broker runs, but not promised; a refused QoS 2 packet id is forgotten, so the
+    /// client's next attempt is a new flow (exactly-once degrades to at-least-once for a
+    /// message whose store failed: it was never acknowledged).
+    pub fn handle_store_failed(&mut self, _now: Instant, ticket: StoreTicket) {
+        self.finish_batch();
+        let mut buf = std::mem::take(&mut self.buf);
+        let mut forget = Vec::new();
+        self.out.failed(ticket, &mut |intent, conn| {
+            if intent.kind == PacketType::PubRec {
+                forget.push((conn, intent.id));
+            }
+            if intent.version != ProtocolVersion::V5 {
+                return None;
+            }
+            let mut a = Ack::new(intent.id);
+            a.reason_code = ReasonCode::QuotaExceeded;
+            let packet = match intent.kind {
+                PacketType::PubRec => Packet::PubRec(a),
+                _ => Packet::PubAck(a),
+            };
+            crate::codec::encode(&packet, intent.version, &mut buf).ok()?;
+            Some(Transmit {
+                conn,
+                bytes: buf.split().freeze(),
+                payload: bytes::Bytes::new(),
+            })
+        });
+        self.buf = buf;
+        for (conn, id) in forget {
+            if let Some(session) = self.session_of(conn) {
+                session.incoming_qos2.remove(&id);
+            }
+        }
+    }
+
     /// Transmits waiting for the store.
     pub fn waiting_for_store(&self) -> usize {
         self.out.held()

@@ -254,3 +254,28 @@ fn cleaning_a_session_deletes_it_from_the_store() {
         client_id: "c".into(),
     };
 }
+
+#[test]
+fn a_store_that_cannot_write_gets_refusals_not_acknowledgements() {
+    let mut w = World::persistent(config());
+    let (sub, _) = subscriber_and_publisher(&mut w);
+    w.drop_link(sub);
+    let v5p = w.connect(v5("p5"));
+    let v3p = w.connect(v311("p3"));
+    w.pause_store();
+    w.send(v5p, publish("t/1", "a").qos1(1));
+    w.send(v5p, publish("t/2", "b").qos2(2));
+    w.send(v3p, publish("t/3", "c").qos1(3));
+    w.fail_store();
+    let ack = w.expect_puback(v5p);
+    assert_eq!(ack.reason_code, ReasonCode::QuotaExceeded, "0x97 for 5.0");
+    let rec = w.expect_pubrec(v5p);
+    assert_eq!(rec.reason_code, ReasonCode::QuotaExceeded);
+    w.expect_nothing(v3p);
+    // The 3.1.1 client sends it again once the store works: now it is acknowledged.
+    w.send(v3p, publish("t/3", "c").qos1(3).dup());
+    assert_eq!(w.expect_puback(v3p).reason_code, ReasonCode::Success);
+    // And the refused QoS 2 id is free again for a new flow.
+    w.send(v5p, publish("t/2", "b").qos2(2));
+    assert_eq!(w.expect_pubrec(v5p).reason_code, ReasonCode::Success);
+}

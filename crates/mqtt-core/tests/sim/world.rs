@@ -155,6 +155,15 @@ impl World {
         }
     }
 
+    /// The store cannot write what is pending (a full disk): it answers each batch failed.
+    pub(crate) fn fail_store(&mut self) {
+        self.store_paused = false;
+        while let Some((ticket, _)) = self.pending.pop_front() {
+            self.broker.handle_store_failed(self.now, ticket);
+            self.drain();
+        }
+    }
+
     /// Batches the store holds without having answered.
     pub(crate) fn store_pending(&self) -> usize {
         self.pending.len()
