@@ -1,0 +1,36 @@
+//! The adapters the matrix runs: one file per runtime, one line per role in each list below.
+//!
+//! # Adding an adapter
+//!
+//! 1. Add the crate to `crates/mqtt-conformance/Cargo.toml` (`mqtt-smol.workspace = true`).
+//! 2. Write `src/adapters/<name>.rs` with a unit struct implementing [`BrokerAdapter`] (and
+//!    its [`crate::RunningBroker`]) and one implementing [`ClientAdapter`] (and its
+//!    [`crate::ClientHandle`]); `tokio.rs` is the model, about 200 lines.
+//! 3. Declare the module here and add one line to [`brokers`] and one to [`clients`].
+//!
+//! No feature flags: every adapter in the lists runs in every `cargo test`, against every
+//! other adapter.
+
+use crate::{BrokerAdapter, ClientAdapter};
+
+pub mod tokio;
+// Slot: `pub mod smol;` (src/adapters/smol.rs, wrapping mqtt_smol).
+// Slot: `pub mod blocking;` (src/adapters/blocking.rs, wrapping mqtt_blocking).
+
+/// Every broker adapter.
+pub fn brokers() -> Vec<Box<dyn BrokerAdapter>> {
+    vec![
+        Box::new(tokio::TokioBroker),
+        // Slot: Box::new(smol::SmolBroker),
+        // Slot: Box::new(blocking::BlockingBroker),
+    ]
+}
+
+/// Every client adapter.
+pub fn clients() -> Vec<Box<dyn ClientAdapter>> {
+    vec![
+        Box::new(tokio::TokioClient),
+        // Slot: Box::new(smol::SmolClient),
+        // Slot: Box::new(blocking::BlockingClient),
+    ]
+}
