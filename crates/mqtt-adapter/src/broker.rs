@@ -4,11 +4,13 @@
 //! An adapter adds only the sockets, the tasks or threads, and the clock.
 
 mod connection;
+mod listen;
 mod router;
 
 pub use connection::{
     ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,
 };
+pub use listen::ListenAddr;
 pub use router::{ConnSink, Report, Router, SHUTDOWN_GRACE};
 
 /// Inputs that may wait for the router before connection tasks stop reading their sockets.

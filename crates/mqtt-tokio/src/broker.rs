@@ -16,6 +16,7 @@ mod router;
 use std::future::Future;
 use std::net::SocketAddr;
 
+pub use mqtt_adapter::broker::ListenAddr;
 use mqtt_adapter::broker::{ACCEPT_BACKOFF, INBOX_CAPACITY};
 use mqtt_core::broker::{Broker, BrokerConfig};
 use tokio::net::TcpListener;
@@ -113,15 +114,6 @@ impl Server {
     }
 }
 
-/// A listening address of a running server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ListenAddr {
-    /// The bound address (with the actual port when port 0 was asked for).
-    pub addr: SocketAddr,
-    /// Whether this listener speaks TLS.
-    pub tls: bool,
-}
-
 /// A started server. Dropping it stops everything at once; [`RunningServer::shutdown`] stops
 /// gracefully.
 #[derive(Debug)]
@@ -140,12 +132,12 @@ impl RunningServer {
 
     /// The first plain TCP listener's address.
     pub fn tcp_addr(&self) -> Option<SocketAddr> {
-        self.local_addrs.iter().find(|l| !l.tls).map(|l| l.addr)
+        ListenAddr::first(&self.local_addrs, false)
     }
 
     /// The first TLS listener's address.
     pub fn tls_addr(&self) -> Option<SocketAddr> {
-        self.local_addrs.iter().find(|l| l.tls).map(|l| l.addr)
+        ListenAddr::first(&self.local_addrs, true)
     }
 
     /// Stops accepting, disconnects every client (5.0 clients hear DISCONNECT 0x8B, wills
