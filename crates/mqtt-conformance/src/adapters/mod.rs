@@ -5,7 +5,7 @@
 //! 1. Add the crate to `crates/mqtt-conformance/Cargo.toml` (`mqtt-smol.workspace = true`).
 //! 2. Write `src/adapters/<name>.rs` with a unit struct implementing [`BrokerAdapter`] (and
 //!    its [`crate::RunningBroker`]) and one implementing [`ClientAdapter`] (and its
-//!    [`crate::ClientHandle`]); `tokio.rs` is the model, about 200 lines.
+//!    [`crate::ClientHandle`]); `tokio.rs` is the model; an async client over `mqtt_adapter::client::Client` needs only an `async_client::Exec`.
 //! 3. Declare the module here and add one line to [`brokers`] and one to [`clients`].
 //!
 //! No feature flags: every adapter in the lists runs in every `cargo test`, against every
@@ -13,15 +13,16 @@
 
 use crate::{BrokerAdapter, ClientAdapter};
 
+mod async_client;
+pub mod smol;
 pub mod tokio;
-// Slot: `pub mod smol;` (src/adapters/smol.rs, wrapping mqtt_smol).
 // Slot: `pub mod blocking;` (src/adapters/blocking.rs, wrapping mqtt_blocking).
 
 /// Every broker adapter.
 pub fn brokers() -> Vec<Box<dyn BrokerAdapter>> {
     vec![
         Box::new(tokio::TokioBroker),
-        // Slot: Box::new(smol::SmolBroker),
+        Box::new(smol::SmolBroker),
         // Slot: Box::new(blocking::BlockingBroker),
     ]
 }
@@ -30,7 +31,7 @@ pub fn brokers() -> Vec<Box<dyn BrokerAdapter>> {
 pub fn clients() -> Vec<Box<dyn ClientAdapter>> {
     vec![
         Box::new(tokio::TokioClient),
-        // Slot: Box::new(smol::SmolClient),
+        Box::new(smol::SmolClient),
         // Slot: Box::new(blocking::BlockingClient),
     ]
 }
