@@ -102,7 +102,7 @@ fn unreadable_config_file_is_refused() {
 
 #[test]
 fn planned_runtimes_are_refused_clearly() {
-    for runtime in ["smol", "blocking"] {
+    for runtime in ["blocking"] {
         let out = mqtt()
             .args(["broker", "-p", "0", "--runtime", runtime])
             .output()

@@ -48,7 +48,7 @@ pub struct BrokerArgs {
 pub enum Runtime {
     /// mqtt-tokio: multi-threaded tokio
     Tokio,
-    /// mqtt-smol (planned)
+    /// mqtt-smol: smol's executor
     Smol,
     /// mqtt-blocking: std::net and threads (planned)
     Blocking,
@@ -145,17 +145,19 @@ fn missing_tls(given: &TlsSection, file: Option<&Path>) -> String {
 
 /// Runs `mqtt broker` to the end.
 pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(args)?;
     match args.runtime {
-        Runtime::Tokio => {}
-        other => {
-            let name = other.to_possible_value().map(|v| v.get_name().to_owned());
-            bail!(
-                "--runtime {}: that adapter is not built yet; only `tokio` is available",
-                name.unwrap_or_default()
-            );
+        Runtime::Tokio => run_tokio(settings)?,
+        Runtime::Smol => run_smol(settings)?,
+        Runtime::Blocking => {
+            bail!("--runtime blocking: that adapter is not built yet; use `tokio` or `smol`")
         }
     }
-    let settings = Settings::resolve(args)?;
+    info!("bye");
+    Ok(())
+}
+
+fn run_tokio(settings: Settings) -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -167,7 +169,26 @@ pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
         }
         server.run_until(stop_signal()).await
     })?;
-    info!("bye");
+    Ok(())
+}
+
+fn run_smol(settings: Settings) -> anyhow::Result<()> {
+    use async_signal::{Signal, Signals};
+    use futures_lite::StreamExt as _;
+    let mut signals =
+        Signals::new([Signal::Int, Signal::Term]).context("cannot watch for Ctrl-C and SIGTERM")?;
+    smol::block_on(async {
+        let mut server = mqtt_smol::broker::Server::new(settings.config).listen_tcp(settings.tcp);
+        if let Some((addr, tls)) = settings.tls {
+            server = server.listen_tls(addr, tls);
+        }
+        server
+            .run_until(async {
+                signals.next().await;
+                info!("stop signal received");
+            })
+            .await
+    })?;
     Ok(())
 }
 
