@@ -7,6 +7,9 @@
 //! (`decode/v4_publish_64B`), one row per function (`ours`, a peer, or a `*_floor`). When the
 //! group declares `Elements(N)` throughput, a row reports the mean time per element (per packet
 //! in the codec bench), else the mean time per iteration.
+//!
+//! `cargo xtask bench broker` (our broker against Mosquitto) is in `bench_broker.rs`; it writes
+//! its own section of the same file with [`write_section`].
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,11 +25,23 @@ use crate::{cargo, root, run_checked, Args};
 
 const START_MARKER: &str = "<!-- bench:codec:start -->";
 const END_MARKER: &str = "<!-- bench:codec:end -->";
+/// The codec section of `docs/benchmarks.md`.
+const CODEC: Markers = Markers {
+    start: START_MARKER,
+    end: END_MARKER,
+    name: "bench:codec",
+};
 const BENCH_ARGS: &[&str] = &["bench", "-p", "mqtt-benches", "--", "--noplot"];
 /// The function every other row of a group is compared with.
 const BASELINE: &str = "ours";
 
 pub(crate) fn run(mut args: Args) -> Result<()> {
+    if let Some(mode) = args.next_positional() {
+        return match mode.as_str() {
+            "broker" => crate::bench_broker::run(args),
+            other => bail!("unknown bench mode `{other}` (expected none, or `broker`)"),
+        };
+    }
     let quick = args.flag("--quick");
     let no_run = args.flag("--no-run");
     args.finish()?;
@@ -71,15 +86,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
         cores: core_count(),
     };
     let section = render(&header, &results);
-    let path = root().join("docs").join("benchmarks.md");
-    let old = match fs::read_to_string(&path) {
-        Ok(text) => Some(text),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
-    };
-    let new = splice(old.as_deref(), &section)?;
-    fs::create_dir_all(root().join("docs"))?;
-    fs::write(&path, new).with_context(|| format!("writing {}", path.display()))?;
+    write_section(&CODEC, &section)?;
     println!(
         "[bench] wrote {} results in {} groups to docs/benchmarks.md",
         results.len(),
@@ -333,9 +340,38 @@ fn ns(v: f64) -> String {
     }
 }
 
-/// Puts `section` (which includes both markers) in place of the marked part of `old`, keeping
-/// everything outside the markers; a new file gets a title and the section.
+/// The two markers around one generated section of `docs/benchmarks.md`.
+pub(crate) struct Markers {
+    pub(crate) start: &'static str,
+    pub(crate) end: &'static str,
+    /// For messages: `bench:codec`.
+    pub(crate) name: &'static str,
+}
+
+/// Writes `section` (which includes both of its markers) into `docs/benchmarks.md` in place
+/// of the marked part, keeping the rest of the file.
+pub(crate) fn write_section(markers: &Markers, section: &str) -> Result<()> {
+    let path = root().join("docs").join("benchmarks.md");
+    let old = match fs::read_to_string(&path) {
+        Ok(text) => Some(text),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    let new = splice_between(old.as_deref(), section, markers)?;
+    fs::create_dir_all(root().join("docs"))?;
+    fs::write(&path, new).with_context(|| format!("writing {}", path.display()))
+}
+
+/// [`splice_between`] for the codec section.
+#[cfg(test)]
 fn splice(old: Option<&str>, section: &str) -> Result<String> {
+    splice_between(old, section, &CODEC)
+}
+
+/// Puts `section` (which includes both markers) in place of the marked part of `old`, keeping
+/// everything outside the markers; a section without markers yet is appended; a new file gets
+/// a title and the section.
+fn splice_between(old: Option<&str>, section: &str, markers: &Markers) -> Result<String> {
     let Some(old) = old else {
         return Ok(format!(
             "# Benchmarks\n\nCodec throughput against peer crates measured in the same run; \
@@ -343,21 +379,24 @@ fn splice(old: Option<&str>, section: &str) -> Result<String> {
              {section}\n"
         ));
     };
-    match (old.find(START_MARKER), old.find(END_MARKER)) {
+    match (old.find(markers.start), old.find(markers.end)) {
         (Some(start), Some(end)) if start < end => Ok(format!(
             "{}{section}{}",
             &old[..start],
-            &old[end + END_MARKER.len()..]
+            &old[end + markers.end.len()..]
         )),
         (None, None) => {
             let sep = if old.ends_with('\n') { "\n" } else { "\n\n" };
             Ok(format!("{old}{sep}{section}\n"))
         }
-        _ => bail!("docs/benchmarks.md has unpaired or misordered bench:codec markers"),
+        _ => bail!(
+            "docs/benchmarks.md has unpaired or misordered {} markers",
+            markers.name
+        ),
     }
 }
 
-fn rustc_version() -> String {
+pub(crate) fn rustc_version() -> String {
     let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
     Command::new(rustc)
         .arg("-V")
@@ -370,7 +409,7 @@ fn rustc_version() -> String {
         )
 }
 
-fn cpu_model() -> String {
+pub(crate) fn cpu_model() -> String {
     fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|info| {
@@ -382,7 +421,7 @@ fn cpu_model() -> String {
         .unwrap_or_else(|| "unknown CPU".to_owned())
 }
 
-fn core_count() -> usize {
+pub(crate) fn core_count() -> usize {
     let listed = fs::read_to_string("/proc/cpuinfo")
         .map(|info| info.lines().filter(|l| l.starts_with("processor")).count())
         .unwrap_or(0);
@@ -394,7 +433,7 @@ fn core_count() -> usize {
 }
 
 /// `YYYY-MM-DD` in UTC (days-to-civil, after Howard Hinnant's `civil_from_days`).
-fn utc_date(t: SystemTime) -> String {
+pub(crate) fn utc_date(t: SystemTime) -> String {
     let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let days = (secs / 86_400) as i64;
     let z = days + 719_468;

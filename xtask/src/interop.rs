@@ -159,7 +159,7 @@ fn preflight(against_mosquitto: bool) -> Result<()> {
 }
 
 /// Builds `mqtt` and returns the path of the executable cargo reports.
-fn build(release: bool) -> Result<PathBuf> {
+pub(crate) fn build(release: bool) -> Result<PathBuf> {
     let mut cmd = cargo([
         "build",
         "-p",
@@ -399,13 +399,13 @@ impl Drop for Broker {
 }
 
 /// A free loopback port: bind port 0, read the port, let the listener go.
-fn free_port() -> Result<u16> {
+pub(crate) fn free_port() -> Result<u16> {
     let listener =
         TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("cannot bind 127.0.0.1:0")?;
     Ok(listener.local_addr()?.port())
 }
 
-fn mosquitto_program() -> Option<PathBuf> {
+pub(crate) fn mosquitto_program() -> Option<PathBuf> {
     let sbin = PathBuf::from("/usr/sbin/mosquitto");
     if sbin.is_file() {
         return Some(sbin);

@@ -5,7 +5,9 @@
 //!
 //! - `src/main.rs`: the entry point: argument parsing, logging, exit code.
 //! - [`cmd`]: one module per subcommand; [`cmd::broker`] runs a broker, [`cmd::publish`],
-//!   [`cmd::subscribe`] and [`cmd::rr`] are `mqtt pub`, `mqtt sub` and `mqtt rr`.
+//!   [`cmd::subscribe`] and [`cmd::rr`] are `mqtt pub`, `mqtt sub` and `mqtt rr`,
+//!   [`cmd::bench`] is `mqtt bench`.
+//! - [`bench`]: what `mqtt bench` runs: load clients, stamps, verification, latency, reports.
 //! - [`config`]: the TOML file of `mqtt broker --config` (documented in `docs/configuration.md`).
 //! - [`connect`]: the flags the client commands share (host, identity, session, will, TLS)
 //!   and the connection settings they resolve to.
@@ -17,6 +19,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod bench;
 pub mod cmd;
 pub mod config;
 pub mod connect;

@@ -39,6 +39,9 @@ enum Command {
     /// Publish a request and print its response (mosquitto_rr's flags)
     #[command(disable_help_flag = true)]
     Rr(cmd::rr::RrArgs),
+    /// Load a broker with many clients and measure rates, latency and delivery
+    #[command(disable_help_flag = true)]
+    Bench(cmd::bench::BenchArgs),
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => (LevelFilter::WARN, args.conn.debug),
         Command::Sub(args) => (LevelFilter::WARN, args.conn.debug),
         Command::Rr(args) => (LevelFilter::WARN, args.conn.debug),
+        Command::Bench(args) => (LevelFilter::WARN, args.debug),
     };
     init_logs(base, cli.verbose.saturating_add(extra));
     let result = match &cli.command {
@@ -56,6 +60,7 @@ fn main() -> ExitCode {
         Command::Pub(args) => cmd::publish::run(args),
         Command::Sub(args) => cmd::subscribe::run(args),
         Command::Rr(args) => cmd::rr::run(args),
+        Command::Bench(args) => cmd::bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,0 +1,646 @@
+//! `cargo xtask bench broker [--quick]`: our broker against Mosquitto, under the same load
+//! from `mqtt bench`, one broker at a time, and a table of the two with their ratio written to
+//! `docs/benchmarks.md` between the `bench:broker` markers.
+//!
+//! Each scenario gets a fresh broker process on a free loopback port (so nothing one leaves
+//! behind, queued messages or memory, weighs on the next), started through `sh -c 'ulimit -n
+//! ...; exec ...'` so that thousands of connections fit, and the load runs the same way. Both
+//! brokers get the same bounds: 100 messages in flight per client and no practical limit on
+//! queued messages (Mosquitto's `max_queued_messages 0`; ours a queue of ten million).
+//! `--quick` divides every count by ten.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{bail, ensure, Context, Result};
+use serde_json::Value;
+
+use crate::bench::{core_count, cpu_model, rustc_version, utc_date, write_section, Markers};
+use crate::interop::{build, free_port, mosquitto_program};
+use crate::{display, Args};
+
+const MARKERS: Markers = Markers {
+    start: "<!-- bench:broker:start -->",
+    end: "<!-- bench:broker:end -->",
+    name: "bench:broker",
+};
+/// The open-files limit asked for the brokers and the load (soft limit; the hard one caps it).
+const NOFILE: u32 = 20_000;
+/// How long a broker may take to accept connections, and to exit on SIGTERM.
+const BROKER_START: Duration = Duration::from_secs(10);
+const BROKER_STOP: Duration = Duration::from_secs(10);
+
+/// The brokers compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Mosquitto,
+    Ours,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Mosquitto => "mosquitto",
+            Self::Ours => "mqtt",
+        }
+    }
+}
+
+/// What a scenario's row reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Measure {
+    /// Messages received per second.
+    Throughput,
+    /// p50, p99 and max of end-to-end latency.
+    Latency,
+    /// Connections per second and broker memory per connection.
+    Connections,
+}
+
+/// One load, run the same way against each broker.
+struct Scenario {
+    title: String,
+    /// `mqtt bench` arguments, after the scenario name's.
+    args: Vec<String>,
+    measure: Measure,
+}
+
+fn scenarios(quick: bool) -> Vec<Scenario> {
+    let div = if quick { 10 } else { 1 };
+    let scenario = |title: String, args: &str, measure| Scenario {
+        title,
+        args: args.split_whitespace().map(str::to_owned).collect(),
+        measure,
+    };
+    let n = |v: u64| v / div;
+    vec![
+        scenario(
+            format!(
+                "fan-in QoS 0: 4 publishers x {} msgs of 64 B -> 1 subscriber",
+                thousands(n(250_000))
+            ),
+            &format!("fan-in --publishers 4 -c {} -q 0 -s 64", n(250_000)),
+            Measure::Throughput,
+        ),
+        scenario(
+            format!(
+                "fan-in QoS 1: 4 publishers x {} msgs -> 1 subscriber",
+                thousands(n(150_000))
+            ),
+            &format!("fan-in --publishers 4 -c {} -q 1 -s 64", n(150_000)),
+            Measure::Throughput,
+        ),
+        scenario(
+            format!(
+                "fan-out QoS 0: 1 publisher x {} msgs -> 50 subscribers",
+                thousands(n(40_000))
+            ),
+            &format!("fan-out --subscribers 50 -c {} -q 0 -s 64", n(40_000)),
+            Measure::Throughput,
+        ),
+        scenario(
+            format!("pairs QoS 1: 50 pairs x {} msgs", thousands(n(8_000))),
+            &format!("pairs -n 50 -c {} -q 1 -s 64", n(8_000)),
+            Measure::Throughput,
+        ),
+        scenario(
+            format!(
+                "latency QoS 1 at 1,000 msg/s: 1 pair x {} msgs (open loop)",
+                thousands(n(10_000))
+            ),
+            &format!("pairs -n 1 --rate 1000 -c {} -q 1 -s 64", n(10_000)),
+            Measure::Latency,
+        ),
+        scenario(
+            format!("{} idle connections", thousands(n(5_000))),
+            &format!("conn -n {} --hold 2", n(5_000)),
+            Measure::Connections,
+        ),
+    ]
+}
+
+pub(crate) fn run(mut args: Args) -> Result<()> {
+    let quick = args.flag("--quick");
+    args.finish()?;
+    let mosquitto = mosquitto_program().context(
+        "`mosquitto` not found (looked in /usr/sbin and PATH): apt-get install mosquitto",
+    )?;
+    let mqtt = build(true)?;
+    let work = std::env::temp_dir().join(format!("xtask-bench-broker-{}", std::process::id()));
+    fs::create_dir_all(&work).with_context(|| format!("cannot create {}", work.display()))?;
+
+    let scenarios = scenarios(quick);
+    let mut results = Vec::new();
+    for scenario in &scenarios {
+        let mut pair = Vec::new();
+        for kind in [Kind::Mosquitto, Kind::Ours] {
+            println!("\n[bench broker] {}: {}", kind.name(), scenario.title);
+            let outcome = run_one(kind, &mosquitto, &mqtt, &work, scenario);
+            match &outcome {
+                Ok(report) => println!("[bench broker] {}", summary(report)),
+                Err(e) => println!("[bench broker] failed: {e:#}"),
+            }
+            pair.push(outcome.map_err(|e| format!("{e:#}")));
+        }
+        results.push(pair);
+    }
+    let _ = fs::remove_dir_all(&work);
+
+    let header = Header {
+        command: format!(
+            "`cargo xtask bench broker{}`",
+            if quick { " --quick" } else { "" }
+        ),
+        date: utc_date(SystemTime::now()),
+        rustc: rustc_version(),
+        cpu: cpu_model(),
+        cores: core_count(),
+        kernel: fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map_or_else(|_| "unknown".to_owned(), |s| s.trim().to_owned()),
+        mosquitto: mosquitto_version(&mosquitto),
+    };
+    let section = render(&header, &scenarios, &results);
+    write_section(&MARKERS, &section)?;
+    println!("\n[bench broker] wrote the bench:broker section of docs/benchmarks.md:\n{section}");
+    Ok(())
+}
+
+/// Starts `kind` on a free port, runs `scenario` against it, stops it: the `--json` report.
+fn run_one(
+    kind: Kind,
+    mosquitto: &Path,
+    mqtt: &Path,
+    work: &Path,
+    scenario: &Scenario,
+) -> Result<Value> {
+    let port = free_port()?;
+    let mut broker = Broker::start(kind, mosquitto, mqtt, work, port)?;
+    let mut bench = vec![
+        "bench".to_owned(),
+        "-h".to_owned(),
+        "127.0.0.1".to_owned(),
+        "-p".to_owned(),
+        port.to_string(),
+        "-V".to_owned(),
+        "311".to_owned(),
+        "--duration".to_owned(),
+        "120".to_owned(),
+        "--quiet".to_owned(),
+        "--json".to_owned(),
+    ];
+    // The scenario name first, so that `mqtt bench` reads it as the positional.
+    bench.splice(1..1, scenario.args.iter().cloned());
+    if scenario.measure == Measure::Connections {
+        bench.push("--broker-pid".to_owned());
+        bench.push(broker.child.id().to_string());
+    }
+    let mut cmd = with_nofile(mqtt, &bench);
+    println!("==> {}", display(&cmd));
+    let out = cmd
+        .stderr(Stdio::inherit())
+        .output()
+        .context("could not start `mqtt bench`")?;
+    let stopped = broker.stop();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report: Value = serde_json::from_str(stdout.trim()).with_context(|| {
+        format!(
+            "`mqtt bench` ({}) printed no report: {stdout}\nbroker log:\n{}",
+            out.status,
+            log_tail(&broker.log)
+        )
+    })?;
+    stopped.with_context(|| format!("stopping {}", kind.name()))?;
+    Ok(report)
+}
+
+/// `program args` run through `sh` with the open-files limit raised first.
+fn with_nofile(program: &Path, args: &[String]) -> Command {
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -n {NOFILE} 2>/dev/null || ulimit -n \"$(ulimit -Hn)\"; exec \"$0\" \"$@\""
+        ))
+        .arg(program)
+        .args(args);
+    cmd
+}
+
+/// A broker process on 127.0.0.1; killed if still running when dropped.
+struct Broker {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Broker {
+    fn start(kind: Kind, mosquitto: &Path, mqtt: &Path, work: &Path, port: u16) -> Result<Self> {
+        let log = work.join(format!("{}.log", kind.name()));
+        let (program, args) = match kind {
+            Kind::Mosquitto => {
+                let conf = work.join("mosquitto.conf");
+                let text = format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                     max_queued_messages 0\nmax_inflight_messages 100\n"
+                );
+                fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+                let args = vec!["-c".to_owned(), conf.to_string_lossy().into_owned()];
+                (mosquitto.to_path_buf(), args)
+            }
+            Kind::Ours => {
+                let conf = work.join("mqtt.toml");
+                let text = "[limits]\nmax_inflight = 100\nmax_queued_messages = 10000000\n\
+                            max_queued_bytes = 4294967296\n";
+                fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
+                let args = [
+                    "broker",
+                    "--bind",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--config",
+                    &conf.to_string_lossy(),
+                ]
+                .map(str::to_owned)
+                .to_vec();
+                (mqtt.to_path_buf(), args)
+            }
+        };
+        let file = fs::File::create(&log).with_context(|| format!("creating {}", log.display()))?;
+        let mut cmd = with_nofile(&program, &args);
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::from(file.try_clone()?))
+            .stderr(Stdio::from(file));
+        println!("==> {}", display(&cmd));
+        // `exec` keeps the process id: the child is the broker itself.
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("could not start {}", kind.name()))?;
+        let mut broker = Self {
+            name: kind.name(),
+            child,
+            log,
+        };
+        broker.wait_ready(port)?;
+        Ok(broker)
+    }
+
+    /// Polls (bounded) until the port accepts a connection; fails if the process exits.
+    fn wait_ready(&mut self, port: u16) -> Result<()> {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + BROKER_START;
+        loop {
+            if let Some(status) = self.child.try_wait()? {
+                bail!(
+                    "{} exited at start ({status}):\n{}",
+                    self.name,
+                    log_tail(&self.log)
+                );
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(());
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{} not accepting on {addr} within {} s",
+                self.name,
+                BROKER_START.as_secs()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// SIGTERM, then waits (bounded) for the exit; kills it if it does not.
+    fn stop(&mut self) -> Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!("{} had already exited ({status})", self.name);
+        }
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        let deadline = Instant::now() + BROKER_STOP;
+        while Instant::now() < deadline {
+            if self.child.try_wait()?.is_some() {
+                return Ok(());
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        bail!(
+            "{} did not exit within {} s of SIGTERM",
+            self.name,
+            BROKER_STOP.as_secs()
+        )
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn log_tail(path: &Path) -> String {
+    let log = fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = log.lines().collect();
+    lines[lines.len().saturating_sub(20)..].join("\n")
+}
+
+fn mosquitto_version(program: &Path) -> String {
+    // `mosquitto -h` prints its version on the first line (and exits non-zero).
+    Command::new(program)
+        .arg("-h")
+        .output()
+        .ok()
+        .and_then(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .map(|l| l.trim().trim_start_matches("mosquitto version ").to_owned())
+        })
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "unknown version".to_owned())
+}
+
+/// One line about a report, for the log.
+fn summary(r: &Value) -> String {
+    let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
+    let u = |k: &str| r[k].as_u64().unwrap_or(0);
+    if r["conn"].is_object() {
+        let c = &r["conn"];
+        return format!(
+            "{} connected, {:.0} conn/s, {} KiB/conn, passed: {}",
+            c["connected"],
+            c["connect_rate"].as_f64().unwrap_or(0.0),
+            c["rss_per_connection_kib"],
+            r["passed"]
+        );
+    }
+    format!(
+        "sent {} ({:.0}/s), received {} ({:.0}/s), lost {}, dup {}, p50 {} µs, p99 {} µs, max {} µs, passed: {}",
+        u("sent"),
+        f("send_rate"),
+        u("received"),
+        f("receive_rate"),
+        u("lost"),
+        u("duplicates"),
+        r["latency_us"]["p50"],
+        r["latency_us"]["p99"],
+        r["latency_us"]["max"],
+        r["passed"]
+    )
+}
+
+struct Header {
+    command: String,
+    date: String,
+    rustc: String,
+    cpu: String,
+    cores: usize,
+    kernel: String,
+    mosquitto: String,
+}
+
+/// One cell's value and how to show it.
+#[derive(Debug, Clone, Copy)]
+enum Figure {
+    Rate(f64),
+    Micros(u64),
+    KiB(f64),
+}
+
+impl Figure {
+    fn value(self) -> f64 {
+        match self {
+            Self::Rate(v) | Self::KiB(v) => v,
+            Self::Micros(v) => v as f64,
+        }
+    }
+
+    fn show(self) -> String {
+        match self {
+            Self::Rate(v) => thousands(v.round() as u64),
+            Self::Micros(us) if us >= 10_000 => format!("{:.1} ms", us as f64 / 1_000.0),
+            Self::Micros(us) if us >= 1_000 => format!("{:.2} ms", us as f64 / 1_000.0),
+            Self::Micros(us) => format!("{us} µs"),
+            Self::KiB(v) => format!("{v:.2}"),
+        }
+    }
+}
+
+fn thousands(v: u64) -> String {
+    let s = v.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The rows of one scenario: (metric, how it reads, a figure from a report).
+type Row = (&'static str, fn(&Value) -> Option<Figure>);
+
+fn rows(measure: Measure) -> Vec<Row> {
+    match measure {
+        Measure::Throughput => vec![("received msg/s", |r| {
+            r["receive_rate"].as_f64().map(Figure::Rate)
+        })],
+        Measure::Latency => vec![
+            ("latency p50", |r| {
+                r["latency_us"]["p50"].as_u64().map(Figure::Micros)
+            }),
+            ("latency p99", |r| {
+                r["latency_us"]["p99"].as_u64().map(Figure::Micros)
+            }),
+            ("latency max", |r| {
+                r["latency_us"]["max"].as_u64().map(Figure::Micros)
+            }),
+        ],
+        Measure::Connections => vec![
+            ("connections/s", |r| {
+                r["conn"]["connect_rate"].as_f64().map(Figure::Rate)
+            }),
+            ("broker KiB per connection", |r| {
+                r["conn"]["rss_per_connection_kib"]
+                    .as_f64()
+                    .map(Figure::KiB)
+            }),
+        ],
+    }
+}
+
+/// What a report says went wrong: lost or duplicated messages, failures.
+fn caveat(r: &Value) -> Option<String> {
+    let mut notes = Vec::new();
+    let expected = r["expected"].as_u64().unwrap_or(0);
+    let lost = r["lost"].as_u64().unwrap_or(0);
+    if lost > 0 && expected > 0 {
+        notes.push(format!(
+            "lost {:.1}%",
+            lost as f64 * 100.0 / expected as f64
+        ));
+    }
+    if r["duplicates"].as_u64().unwrap_or(0) > 0 {
+        notes.push(format!("{} dup", r["duplicates"]));
+    }
+    if r["passed"] == false && lost == 0 {
+        notes.push("failed".to_owned());
+    }
+    (!notes.is_empty()).then(|| notes.join(", "))
+}
+
+fn cell(outcome: &Result<Value, String>, row: &Row) -> (String, Option<f64>) {
+    match outcome {
+        Err(_) => ("error".to_owned(), None),
+        Ok(r) => match (row.1)(r) {
+            Some(fig) => {
+                let mut text = fig.show();
+                if let Some(c) = caveat(r) {
+                    let _ = write!(text, " ({c})");
+                }
+                (text, Some(fig.value()))
+            }
+            None => ("–".to_owned(), None),
+        },
+    }
+}
+
+/// The text that goes between the markers.
+fn render(
+    header: &Header,
+    scenarios: &[Scenario],
+    results: &[Vec<Result<Value, String>>],
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{}", MARKERS.start);
+    let _ = writeln!(
+        s,
+        "<!-- Written by `cargo xtask bench broker`; edits between these markers are overwritten. -->\n"
+    );
+    let _ = writeln!(s, "- command: {}", header.command);
+    let _ = writeln!(s, "- date: {} (UTC)", header.date);
+    let _ = writeln!(
+        s,
+        "- machine: {}, {} cores, Linux {}; brokers and load generator share it",
+        header.cpu, header.cores, header.kernel
+    );
+    let _ = writeln!(
+        s,
+        "- rustc: `{}`; Mosquitto {}",
+        header.rustc, header.mosquitto
+    );
+    let _ = writeln!(
+        s,
+        "\nLoad from `mqtt bench` (MQTT 3.1.1, closed loop with a window of 100 per publisher \
+         unless said otherwise), each scenario against a fresh broker, one broker at a time. \
+         Ratios are ours / Mosquitto: above 1 is better for rates, below 1 is better for \
+         latency and memory. A loss note means messages that never arrived (QoS 0 drops, or a \
+         failure at QoS 1).\n"
+    );
+    let _ = writeln!(
+        s,
+        "| scenario | metric | Mosquitto | ours | ours / Mosquitto |"
+    );
+    let _ = writeln!(s, "|---|---|--:|--:|--:|");
+    for (scenario, pair) in scenarios.iter().zip(results) {
+        let (Some(theirs), Some(ours)) = (pair.first(), pair.get(1)) else {
+            continue;
+        };
+        for (i, row) in rows(scenario.measure).into_iter().enumerate() {
+            // The scenario is named on its first row only.
+            let title = if i == 0 { scenario.title.as_str() } else { "" };
+            let (t, tv) = cell(theirs, &row);
+            let (o, ov) = cell(ours, &row);
+            let ratio = match (ov, tv) {
+                (Some(o), Some(t)) if t > 0.0 => format!("{:.2}", o / t),
+                _ => "–".to_owned(),
+            };
+            let _ = writeln!(s, "| {} | {} | {t} | {o} | {ratio} |", title, row.0);
+        }
+    }
+    let errors: Vec<String> = scenarios
+        .iter()
+        .zip(results)
+        .flat_map(|(scenario, pair)| {
+            pair.iter()
+                .zip([Kind::Mosquitto, Kind::Ours])
+                .filter_map(move |(o, kind)| {
+                    o.as_ref()
+                        .err()
+                        .map(|e| format!("- {} / {}: {e}", scenario.title, kind.name()))
+                })
+        })
+        .collect();
+    if !errors.is_empty() {
+        let _ = writeln!(s, "\nErrors:\n\n{}", errors.join("\n"));
+    }
+    let _ = writeln!(s, "\nEach row's load: `mqtt bench <args> -h 127.0.0.1 -p PORT -V 311 --duration 120 --quiet --json`, with:\n");
+    for scenario in scenarios {
+        let _ = writeln!(s, "- {}: `{}`", scenario.title, scenario.args.join(" "));
+    }
+    let _ = write!(s, "\n{}", MARKERS.end);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_ratios_and_notes() {
+        let scenarios = scenarios(true);
+        assert!(scenarios[0].title.contains("25,000"));
+        let report = |rate: f64, lost: u64| {
+            serde_json::json!({
+                "receive_rate": rate, "expected": 1000, "lost": lost, "duplicates": 0,
+                "passed": true,
+                "latency_us": {"p50": 150, "p99": 2500, "max": 12000},
+                "conn": {"connect_rate": 10000.0, "rss_per_connection_kib": 0.7}
+            })
+        };
+        let results: Vec<Vec<Result<Value, String>>> = scenarios
+            .iter()
+            .map(|_| vec![Ok(report(100_000.0, 0)), Ok(report(150_000.0, 10))])
+            .collect();
+        let mut results = results;
+        results[1][1] = Err("boom".to_owned());
+        let header = Header {
+            command: "`cargo xtask bench broker --quick`".to_owned(),
+            date: "2026-01-01".to_owned(),
+            rustc: "rustc 1.95.0".to_owned(),
+            cpu: "test CPU".to_owned(),
+            cores: 2,
+            kernel: "6.1".to_owned(),
+            mosquitto: "2.0.11".to_owned(),
+        };
+        let text = render(&header, &scenarios, &results);
+        assert!(text.starts_with(MARKERS.start) && text.ends_with(MARKERS.end));
+        assert!(
+            text.contains("| 100,000 | 150,000 (lost 1.0%) | 1.50 |"),
+            "{text}"
+        );
+        assert!(text.contains("| 100,000 | error | – |"), "{text}");
+        assert!(
+            text.contains("| latency p50 | 150 µs | 150 µs (lost 1.0%) | 1.00 |"),
+            "{text}"
+        );
+        assert!(text.contains("| 2.50 ms |"), "{text}");
+        assert!(text.contains("| 12.0 ms |"), "{text}");
+        assert!(
+            text.contains("| broker KiB per connection | 0.70 |"),
+            "{text}"
+        );
+        assert!(text.contains("boom"));
+        assert!(text.contains("`conn -n 500 --hold 2`"));
+    }
+}
