@@ -264,6 +264,9 @@ impl Broker {
                     &port.to_string(),
                     "--config",
                     &conf.to_string_lossy(),
+                    // Like the Mosquitto it is compared with: nothing on disk.
+                    "--durability",
+                    "none",
                 ]
                 .map(str::to_owned)
                 .to_vec();

@@ -19,8 +19,8 @@
 //! started with `persistence true`, and a fresh `mqtt broker`, in 3.1.1 and 5.0: QoS 0/1/2,
 //! retained set / get / clear (`-r -n`), a will, `-F %t %q %r %p`, a persistent session, v5
 //! properties (`-D`, read back with `-F %P %C %E ...`), and a persistent session resumed after
-//! the broker restarts (SIGTERM, Mosquitto writes its database, start again). `mqtt broker` has
-//! no persistence yet (issue 7): that check prints a SKIP line for it, counted apart.
+//! the broker restarts (SIGTERM, then start again on the same store: Mosquitto's database, or
+//! `mqtt broker --data-dir`).
 //!
 //! Every subprocess has a deadline and is killed past it; a broker is killed when its checks end,
 //! whatever happened. One `PASS`/`FAIL` line per check, then a closing `N passed, M failed` line;
@@ -239,7 +239,15 @@ impl Broker {
         let (program, args) = match target {
             Target::Mqtt(exe) => {
                 let args = ["broker", "--bind", "127.0.0.1", "-p", &port.to_string()];
-                (exe.clone(), args.map(str::to_owned).to_vec())
+                let mut args = args.map(str::to_owned).to_vec();
+                match persist {
+                    true => {
+                        let store = dir.join("persist").to_string_lossy().into_owned();
+                        args.extend(["--data-dir".to_owned(), store]);
+                    }
+                    false => args.extend(["--durability", "none"].map(str::to_owned)),
+                }
+                (exe.clone(), args)
             }
             Target::Mosquitto => {
                 let conf = dir.join("mosquitto.conf");
@@ -1102,17 +1110,10 @@ fn cli_clients(report: &mut Report, mqtt: &Path, work: &WorkDir) {
                 broker.name,
                 version.label()
             );
-            match target {
-                Target::Mosquitto => {
-                    let store = dir.join("persist");
-                    report.check(&label, || {
-                        session_across_restart(&m, &mut broker, &store).map(|d| ((), d))
-                    });
-                }
-                Target::Mqtt(_) => {
-                    report.skip(&label, "mqtt broker has no persistence yet (issue 7)");
-                }
-            }
+            let store = dir.join("persist");
+            report.check(&label, || {
+                session_across_restart(&m, &mut broker, &store).map(|d| ((), d))
+            });
         }
         report.check(
             &format!(

@@ -6,7 +6,9 @@
 #![forbid(unsafe_code)]
 
 mod bench;
+mod bench_broker;
 mod ci;
+mod durability;
 mod fuzz;
 mod interop;
 
@@ -28,6 +30,14 @@ commands:
                                   (default DIR: ../shared/vectors beside the repository)
   bench [--quick] [--no-run]      run the codec criterion bench and write docs/benchmarks.md
                                   (--no-run: only rewrite the report from target/criterion)
+  bench broker [--quick]          build `mqtt` (release), run `mqtt bench` scenarios against
+                                  Mosquitto and against `mqtt broker`, one at a time, and write
+                                  the table with ratios to docs/benchmarks.md (--quick: 10x less)
+  durability [--rounds N] [--debug]
+                                  build `mqtt` (release; --debug: debug), kill its broker with
+                                  SIGKILL under QoS 1/2 load towards offline persistent sessions,
+                                  restart it on the same data directory, N rounds (default 100):
+                                  fails if an acknowledged message is lost or a QoS 2 one doubled
   interop [--release] [--against-mosquitto]
                                   build `mqtt` (debug; --release: optimised), start its broker on a
                                   free loopback port and check it with mosquitto_pub/_sub and
@@ -59,6 +69,7 @@ fn run() -> Result<()> {
         "fuzz-seed" => fuzz::seed(args),
         "bench" => bench::run(args),
         "interop" => interop::run(args),
+        "durability" => durability::run(args),
         "help" | "-h" | "--help" => {
             print!("{USAGE}");
             Ok(())

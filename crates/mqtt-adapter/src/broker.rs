@@ -11,6 +11,7 @@ pub use connection::{
     ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,
 };
 pub use listen::ListenAddr;
+pub use mqtt_store::{Durability, StoreOptions};
 pub use router::{ConnSink, Report, Router, SHUTDOWN_GRACE};
 
 /// Inputs that may wait for the router before connection tasks stop reading their sockets.

@@ -31,6 +31,34 @@ pub struct FileConfig {
     /// `[broker]`: behaviour and protocol features.
     #[serde(default)]
     pub broker: BrokerSection,
+    /// `[storage]`: where and how sessions and retained messages are kept.
+    #[serde(default)]
+    pub storage: StorageSection,
+}
+
+/// `[storage]`: the same keys as `--data-dir`, `--durability` and `--flush-interval-ms`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageSection {
+    /// Directory of the store; relative to the config file's directory.
+    pub data_dir: Option<PathBuf>,
+    /// `sync`, `periodic` or `none`.
+    pub durability: Option<DurabilityMode>,
+    /// With `periodic`: milliseconds between flushes.
+    pub flush_interval_ms: Option<u64>,
+}
+
+/// How acknowledgements relate to the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum DurabilityMode {
+    /// Acknowledge after the store's fsync (group commit): nothing acknowledged is lost.
+    Sync,
+    /// Acknowledge at once, flush every --flush-interval-ms: that long of acknowledged
+    /// messages may be lost in a crash.
+    Periodic,
+    /// Keep everything in memory: a restart forgets sessions and retained messages.
+    None,
 }
 
 /// `[tls]`: a TLS listener on the same `bind` address.
@@ -106,6 +134,9 @@ impl FileConfig {
             for p in [&mut tls.cert, &mut tls.key].into_iter().flatten() {
                 *p = dir.join(&*p);
             }
+        }
+        if let Some(data) = &mut file.storage.data_dir {
+            *data = dir.join(&*data);
         }
         Ok(file)
     }

@@ -25,7 +25,15 @@ struct Broker {
 impl Broker {
     fn start(extra: &[&str]) -> Self {
         let mut child = StdCommand::new(env!("CARGO_BIN_EXE_mqtt"))
-            .args(["broker", "--bind", "127.0.0.1", "-p", "0"])
+            .args([
+                "broker",
+                "--bind",
+                "127.0.0.1",
+                "-p",
+                "0",
+                "--durability",
+                "none",
+            ])
             .args(extra)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())

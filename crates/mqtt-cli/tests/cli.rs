@@ -124,6 +124,8 @@ impl Broker {
     fn start(args: &[&str]) -> Self {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_mqtt"))
             .arg("broker")
+            // Tests keep nothing on disk unless they ask for a --data-dir of their own.
+            .args(["--durability", "none"])
             .args(args)
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())

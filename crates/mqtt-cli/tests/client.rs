@@ -167,7 +167,8 @@ impl Broker {
     }
 
     fn with_args(extra: &[&str]) -> Self {
-        let mut args = vec!["broker", "-p", "0"];
+        // Nothing on disk: these tests are about the clients.
+        let mut args = vec!["broker", "-p", "0", "--durability", "none"];
         args.extend_from_slice(extra);
         let proc = Proc::start(&args);
         let port = port_of(&wait_line(&proc.stderr, "listening on mqtt://"), "mqtt://");

@@ -22,8 +22,8 @@ use async_io::Timer;
 use async_net::TcpListener;
 use futures_lite::FutureExt;
 use futures_rustls::TlsAcceptor;
-use mqtt_adapter::broker::{ACCEPT_BACKOFF, INBOX_CAPACITY};
-use mqtt_core::broker::{Broker, BrokerConfig};
+use mqtt_adapter::broker::{Router as Core, StoreOptions, ACCEPT_BACKOFF, INBOX_CAPACITY};
+use mqtt_core::broker::BrokerConfig;
 use smol::Task;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -39,6 +39,7 @@ use router::{Input, Router};
 pub struct Server {
     config: BrokerConfig,
     listeners: Vec<(SocketAddr, Option<TlsConfig>)>,
+    store: Option<StoreOptions>,
 }
 
 impl Server {
@@ -47,7 +48,16 @@ impl Server {
         Self {
             config,
             listeners: Vec::new(),
+            store: None,
         }
+    }
+
+    /// Keeps sessions, their messages and retained messages in the store `options` names
+    /// (created if missing; recovered from at start), and acknowledges what promises
+    /// durability only once it is stored. Without it the broker keeps everything in memory.
+    pub fn persist(mut self, options: StoreOptions) -> Self {
+        self.store = Some(options);
+        self
     }
 
     /// Adds a plain TCP listener (`mqtt://`). Port 0 picks a free port: see
@@ -63,9 +73,18 @@ impl Server {
         self
     }
 
-    /// Loads the TLS files, binds every listener and starts serving.
+    /// Loads the TLS files and the store, binds every listener and starts serving.
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let core = Core::open(
+            self.config,
+            self.store,
+            std::time::Instant::now(),
+            move |a| {
+                let _ = answers_tx.send(a);
+            },
+        )?;
         let mut bound = Vec::with_capacity(self.listeners.len());
         for (addr, tls) in &self.listeners {
             let acceptor = match tls {
@@ -92,7 +111,7 @@ impl Server {
             listeners.push(smol::spawn(accept_loop(listener, tls, inbox_tx.clone())));
         }
         let (stop, stop_rx) = oneshot::channel();
-        let router = Router::new(Broker::new(self.config), inbox, inbox_tx);
+        let router = Router::new(core, inbox, inbox_tx, answers);
         // A panic in the router is a bug: it becomes `Error::Router` for whoever awaits.
         let router = async move {
             let ended = AssertUnwindSafe(router.run(stop_rx)).catch_unwind().await;

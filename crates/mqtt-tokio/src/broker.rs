@@ -17,8 +17,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 pub use mqtt_adapter::broker::ListenAddr;
-use mqtt_adapter::broker::{ACCEPT_BACKOFF, INBOX_CAPACITY};
-use mqtt_core::broker::{Broker, BrokerConfig};
+use mqtt_adapter::broker::{Router as Core, StoreOptions, ACCEPT_BACKOFF, INBOX_CAPACITY};
+use mqtt_core::broker::BrokerConfig;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -27,13 +27,14 @@ use tracing::{info, warn};
 
 use crate::transport::{Incoming, TlsConfig};
 use crate::Error;
-use router::{Input, Router};
+use router::{now, Input, Router};
 
 /// A broker server to be started: its configuration and what to listen on.
 #[derive(Debug, Clone)]
 pub struct Server {
     config: BrokerConfig,
     listeners: Vec<(SocketAddr, Option<TlsConfig>)>,
+    store: Option<StoreOptions>,
 }
 
 impl Server {
@@ -42,7 +43,16 @@ impl Server {
         Self {
             config,
             listeners: Vec::new(),
+            store: None,
         }
+    }
+
+    /// Keeps sessions, their messages and retained messages in the store `options` names
+    /// (created if missing; recovered from at start), and acknowledges what promises
+    /// durability only once it is stored. Without it the broker keeps everything in memory.
+    pub fn persist(mut self, options: StoreOptions) -> Self {
+        self.store = Some(options);
+        self
     }
 
     /// Adds a plain TCP listener (`mqtt://`). Port 0 picks a free port: see
@@ -58,9 +68,13 @@ impl Server {
         self
     }
 
-    /// Loads the TLS files, binds every listener and starts serving.
+    /// Loads the TLS files and the store, binds every listener and starts serving.
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
+        let (answers_tx, answers) = mpsc::unbounded_channel();
+        let core = Core::open(self.config, self.store, now(), move |answer| {
+            let _ = answers_tx.send(answer);
+        })?;
         let mut bound = Vec::with_capacity(self.listeners.len());
         for (addr, tls) in &self.listeners {
             let acceptor = match tls {
@@ -91,7 +105,7 @@ impl Server {
             listeners.push(tokio::spawn(accept_loop(listener, tls, inbox_tx.clone())));
         }
         let (stop, stop_rx) = oneshot::channel();
-        let router = Router::new(Broker::new(self.config), inbox, inbox_tx);
+        let router = Router::new(core, inbox, inbox_tx, answers);
         Ok(RunningServer {
             local_addrs,
             listeners,

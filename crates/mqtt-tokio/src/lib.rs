@@ -85,6 +85,9 @@ pub enum Error {
     /// The TLS configuration could not be built.
     #[error(transparent)]
     TlsConfig(#[from] mqtt_adapter::tls::TlsError),
+    /// The store could not be opened (or closed).
+    #[error(transparent)]
+    Store(#[from] mqtt_store::StoreError),
     /// The router task stopped on its own: a bug (it panicked).
     #[error("the broker task failed: {0}")]
     Router(#[from] tokio::task::JoinError),

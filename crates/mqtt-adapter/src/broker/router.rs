@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_core::broker::{AuthDecision, Broker, BrokerEvent, ConnId, PeerInfo};
+use mqtt_core::broker::{AuthDecision, Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo};
 use mqtt_core::codec::DecodeError;
 use mqtt_core::Packet;
-use tracing::{debug, info};
+use mqtt_store::{Store, StoreAnswer, StoreError, StoreHandle, StoreOptions};
+use tracing::{debug, info, warn};
 
 /// How long shutting down waits for connections to write their last bytes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
@@ -37,19 +38,70 @@ pub trait ConnSink {
     fn close(&self);
 }
 
-/// The broker and the writer of each of its connections.
+/// The broker, the writer of each of its connections, and the store's writer thread.
 #[derive(Debug)]
 pub struct Router<S> {
     broker: Broker,
     conns: HashMap<ConnId, S>,
+    store: Option<StoreHandle>,
 }
 
 impl<S: ConnSink> Router<S> {
-    /// A router for `broker`, with no connection yet.
+    /// A router for `broker`, with no connection yet and no store: a broker with
+    /// persistence on gets every batch answered at once (memory only).
     pub fn new(broker: Broker) -> Self {
         Self {
             broker,
             conns: HashMap::new(),
+            store: None,
+        }
+    }
+
+    /// A router whose broker starts from what the store in `store` kept (created if missing)
+    /// and goes on storing into it: persistence is turned on. The store's writer thread calls
+    /// `answer` when batches are durable (or failed); hand each answer to
+    /// [`Router::answer`] on the router's own loop. Without `store`, a plain broker.
+    pub fn open(
+        mut config: BrokerConfig,
+        store: Option<StoreOptions>,
+        now: Instant,
+        answer: impl FnMut(StoreAnswer) + Send + 'static,
+    ) -> Result<Self, StoreError> {
+        let Some(options) = store else {
+            return Ok(Self::new(Broker::new(config)));
+        };
+        config.persistence = true;
+        let (store, state) = Store::open(options, now)?;
+        info!(
+            sessions = state.sessions.len(),
+            retained = state.retained.len(),
+            "recovered from the store"
+        );
+        let broker = Broker::recover(config, state, now);
+        Ok(Self {
+            broker,
+            conns: HashMap::new(),
+            store: Some(store.start(answer)),
+        })
+    }
+
+    /// The store's answer about a batch; then call [`Router::drain`].
+    pub fn answer(&mut self, now: Instant, answer: StoreAnswer) {
+        match answer {
+            StoreAnswer::Durable(ticket) => self.broker.handle_stored(now, ticket),
+            StoreAnswer::Failed { ticket, error } => {
+                warn!(%error, "the store could not write: refusing what it held");
+                self.broker.handle_store_failed(now, ticket);
+            }
+            other => warn!(answer = ?other, "unknown answer of the store"),
+        }
+    }
+
+    /// After [`Router::shutdown`]: writes and syncs what is left, and stops the store.
+    pub fn close_store(&mut self) -> Result<(), StoreError> {
+        match self.store.take() {
+            Some(store) => store.close(),
+            None => Ok(()),
         }
     }
 
@@ -136,6 +188,10 @@ impl<S: ConnSink> Router<S> {
                     sink.close();
                 }
             }
+            BrokerEvent::Store { ticket, ops } => match &self.store {
+                Some(store) => store.submit(ticket, ops),
+                None => self.broker.handle_stored(now, ticket),
+            },
             BrokerEvent::Authenticate { conn, request } => {
                 // No authenticator yet: everyone is let in.
                 debug!(%conn, client_id = %request.client_id, "authenticate: allowed");

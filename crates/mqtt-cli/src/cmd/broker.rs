@@ -2,16 +2,17 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
+use mqtt_adapter::broker::{Durability, StoreOptions};
 use mqtt_core::broker::BrokerConfig;
 use mqtt_tokio::broker::Server;
 use mqtt_tokio::TlsConfig;
 use tracing::info;
 
-use crate::config::{FileConfig, TlsSection, PACKET_SIZE_RANGE};
+use crate::config::{DurabilityMode, FileConfig, TlsSection, PACKET_SIZE_RANGE};
 
 /// Flags of `mqtt broker`; each overrides the same key of `--config`.
 #[derive(Debug, Args)]
@@ -41,6 +42,15 @@ pub struct BrokerArgs {
     /// Which adapter runs the broker
     #[arg(long, value_enum, default_value_t = Runtime::Tokio)]
     pub runtime: Runtime,
+    /// Directory of the store (sessions, queued messages, retained messages) [default: ./mqtt-data]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// When acknowledgements are sent relative to the disk [default: sync]
+    #[arg(long, value_enum)]
+    pub durability: Option<DurabilityMode>,
+    /// With --durability periodic: milliseconds between flushes [default: 1000]
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub flush_interval_ms: Option<u64>,
 }
 
 /// The adapters `--runtime` can name.
@@ -63,6 +73,8 @@ pub struct Settings {
     pub tcp: SocketAddr,
     /// The TLS listener, if any.
     pub tls: Option<(SocketAddr, TlsConfig)>,
+    /// The store; `None`: memory only.
+    pub store: Option<StoreOptions>,
 }
 
 impl Settings {
@@ -108,10 +120,38 @@ impl Settings {
                 );
             }
         };
+        let storage = &file.storage;
+        let durability = args
+            .durability
+            .or(storage.durability)
+            .unwrap_or(DurabilityMode::Sync);
+        let interval = args.flush_interval_ms.or(storage.flush_interval_ms);
+        if interval.is_some() && durability != DurabilityMode::Periodic {
+            bail!("--flush-interval-ms (flush_interval_ms) goes with --durability periodic");
+        }
+        let dir = args
+            .data_dir
+            .clone()
+            .or_else(|| storage.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("mqtt-data"));
+        let store = match durability {
+            DurabilityMode::None => None,
+            DurabilityMode::Sync => Some(StoreOptions {
+                dir,
+                durability: Durability::Sync,
+            }),
+            DurabilityMode::Periodic => Some(StoreOptions {
+                dir,
+                durability: Durability::Periodic {
+                    interval: Duration::from_millis(interval.unwrap_or(1000)),
+                },
+            }),
+        };
         Ok(Self {
             config,
             tcp: SocketAddr::new(bind, port),
             tls,
+            store,
         })
     }
 }
@@ -167,6 +207,9 @@ fn run_tokio(settings: Settings) -> anyhow::Result<()> {
         if let Some((addr, tls)) = settings.tls {
             server = server.listen_tls(addr, tls);
         }
+        if let Some(store) = settings.store {
+            server = server.persist(store);
+        }
         server.run_until(stop_signal()).await
     })?;
     Ok(())
@@ -181,6 +224,9 @@ fn run_smol(settings: Settings) -> anyhow::Result<()> {
         let mut server = mqtt_smol::broker::Server::new(settings.config).listen_tcp(settings.tcp);
         if let Some((addr, tls)) = settings.tls {
             server = server.listen_tls(addr, tls);
+        }
+        if let Some(store) = settings.store {
+            server = server.persist(store);
         }
         server
             .run_until(async {

@@ -10,7 +10,8 @@ use std::time::Instant;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use mqtt_adapter::broker::{ConnCommand, ConnSink, Report, Router as Core, SHUTDOWN_GRACE};
-use mqtt_core::broker::{Broker, ConnId, PeerInfo};
+use mqtt_core::broker::{ConnId, PeerInfo};
+use mqtt_store::StoreAnswer;
 use smol::Task;
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
@@ -49,6 +50,8 @@ pub(super) struct Router {
     inbox: mpsc::Receiver<Input>,
     /// Handed to each connection task.
     inbox_tx: mpsc::Sender<Input>,
+    /// The store's answers, from its writer thread.
+    answers: mpsc::UnboundedReceiver<StoreAnswer>,
     /// Dropping a handle cancels its task.
     tasks: HashMap<ConnId, Task<()>>,
     /// Armed at the broker's `poll_timeout`, re-armed only when that moves.
@@ -61,19 +64,22 @@ pub(super) struct Router {
 enum Step {
     Stop,
     Timeout,
+    Stored(StoreAnswer),
     Input(Input),
 }
 
 impl Router {
     pub(super) fn new(
-        broker: Broker,
+        core: Core<Sink>,
         inbox: mpsc::Receiver<Input>,
         inbox_tx: mpsc::Sender<Input>,
+        answers: mpsc::UnboundedReceiver<StoreAnswer>,
     ) -> Self {
         Self {
-            core: Core::new(broker),
+            core,
             inbox,
             inbox_tx,
+            answers,
             tasks: HashMap::new(),
             timer: None,
         }
@@ -97,6 +103,9 @@ impl Router {
                         return Poll::Ready(Step::Timeout);
                     }
                 }
+                if let Poll::Ready(Some(answer)) = self.answers.poll_recv(cx) {
+                    return Poll::Ready(Step::Stored(answer));
+                }
                 // `None` never comes: the router holds a sender.
                 match self.inbox.poll_recv(cx) {
                     Poll::Ready(Some(input)) => Poll::Ready(Step::Input(input)),
@@ -110,6 +119,7 @@ impl Router {
                     self.timer = None;
                     self.core.handle_timeout(Instant::now());
                 }
+                Step::Stored(answer) => self.core.answer(Instant::now(), answer),
                 Step::Input(input) => self.handle(input),
             }
             self.core.drain(Instant::now());
@@ -176,6 +186,10 @@ impl Router {
         // Cancel what is left, and wait until their sockets are closed.
         for (_, task) in self.tasks.drain() {
             task.cancel().await;
+        }
+        // The last batches (sessions gone offline) are written and synced before we stop.
+        if let Err(e) = self.core.close_store() {
+            warn!(error = %e, "closing the store");
         }
     }
 }

@@ -2,7 +2,8 @@
 //! by every connection and a timer.
 
 use mqtt_adapter::broker::{ConnCommand, ConnSink, Report, Router as Core, SHUTDOWN_GRACE};
-use mqtt_core::broker::{Broker, PeerInfo};
+use mqtt_core::broker::PeerInfo;
+use mqtt_store::StoreAnswer;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio::time::{sleep, sleep_until, Instant};
@@ -40,19 +41,23 @@ pub(super) struct Router {
     inbox: mpsc::Receiver<Input>,
     /// Handed to each connection task.
     inbox_tx: mpsc::Sender<Input>,
+    /// The store's answers, from its writer thread.
+    answers: mpsc::UnboundedReceiver<StoreAnswer>,
     tasks: JoinSet<()>,
 }
 
 impl Router {
     pub(super) fn new(
-        broker: Broker,
+        core: Core<Sink>,
         inbox: mpsc::Receiver<Input>,
         inbox_tx: mpsc::Sender<Input>,
+        answers: mpsc::UnboundedReceiver<StoreAnswer>,
     ) -> Self {
         Self {
-            core: Core::new(broker),
+            core,
             inbox,
             inbox_tx,
+            answers,
             tasks: JoinSet::new(),
         }
     }
@@ -65,6 +70,7 @@ impl Router {
             let deadline = timeout.map_or_else(Instant::now, Instant::from_std);
             tokio::select! {
                 Some(input) = self.inbox.recv() => self.handle(input),
+                Some(answer) = self.answers.recv() => self.core.answer(now(), answer),
                 () = sleep_until(deadline), if timeout.is_some() => {
                     self.core.handle_timeout(now());
                 }
@@ -119,11 +125,15 @@ impl Router {
                 }
             }
         }
+        // The last batches (sessions gone offline) are written and synced before we stop.
+        if let Err(e) = self.core.close_store() {
+            warn!(error = %e, "closing the store");
+        }
         // Dropping the `JoinSet` aborts whatever is left.
     }
 }
 
 /// The time given to the broker: tokio's clock, so that tests may pause it.
-fn now() -> std::time::Instant {
+pub(super) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }

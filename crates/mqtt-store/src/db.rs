@@ -1,0 +1,279 @@
+//! The redb file: its tables, opening it, loading everything, and applying store operations
+//! with exactly the semantics of [`StoredState::apply`].
+
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use mqtt_core::broker::store::{SessionState, StoreOp, StoredState};
+use mqtt_core::PacketId;
+use redb::{
+    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
+    WriteTransaction,
+};
+
+use crate::error::StoreError;
+use crate::format::{self, Clock, Malformed};
+
+/// Client id -> session record.
+const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
+/// (client id, sequence number) -> delivery record.
+const DELIVERIES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("deliveries");
+/// (client id, packet id) of received QoS 2 messages not yet released.
+const INCOMING_QOS2: TableDefinition<(&[u8], u16), ()> = TableDefinition::new("incoming_qos2");
+/// Topic -> retained message record.
+const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained");
+/// `"format"` -> [`FORMAT_VERSION`].
+const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+
+/// The version of the file layout (tables and keys); records carry their own version byte.
+pub(crate) const FORMAT_VERSION: u64 = 1;
+
+/// The name of the file in the data directory.
+pub(crate) const FILE_NAME: &str = "mqtt.redb";
+
+/// Opens (creating if missing) the file, checks every page, and loads the state.
+pub(crate) fn open(path: &Path, clock: Clock) -> Result<(Database, StoredState), StoreError> {
+    // A file altered behind redb's back may make redb itself panic on a path it believes
+    // unreachable (a debug assertion): an operator must get an error naming the file instead.
+    guard(path, || {
+        let db = open_database(path)?;
+        init(&db, path)?;
+        let state = load(&db, path, clock)?;
+        Ok((db, state))
+    })
+}
+
+/// Opens the database only (after a write failure: redb must be closed and opened again).
+pub(crate) fn open_database(path: &Path) -> Result<Database, StoreError> {
+    guard(path, || {
+        redb::Builder::new()
+            // Check the checksum of every page at every open, not only after a crash: a
+            // damaged file is an error here, not a panic or a wrong answer later.
+            .set_check_integrity_on_open(true)
+            .set_cache_size(64 * 1024 * 1024)
+            .create(path)
+            .map_err(|e| StoreError::from_redb(path.to_owned(), e.into()))
+    })
+}
+
+fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    panic::catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        Err(StoreError::Damaged {
+            path: path.to_owned(),
+            reason: "the database engine failed while reading it".into(),
+        })
+    })
+}
+
+/// Creates the tables of a new file and checks the format of an existing one.
+fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
+    let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
+    let txn = db.begin_write().map_err(|e| err(e.into()))?;
+    {
+        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+        let found = meta
+            .get("format")
+            .map_err(|e| err(e.into()))?
+            .map(|v| v.value());
+        match found {
+            Some(FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(StoreError::UnsupportedFormat {
+                    path: path.to_owned(),
+                    found,
+                    supported: FORMAT_VERSION,
+                })
+            }
+            None => {
+                // A new file; or one whose meta table was lost, if it holds records.
+                let sessions = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
+                let retained = txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
+                let empty = sessions.is_empty().map_err(|e| err(e.into()))?
+                    && retained.is_empty().map_err(|e| err(e.into()))?;
+                if !empty {
+                    return Err(StoreError::Corrupt {
+                        path: path.to_owned(),
+                        table: "meta",
+                        key: "\"format\"".into(),
+                        reason: "missing, but the file holds records".into(),
+                    });
+                }
+                meta.insert("format", FORMAT_VERSION)
+                    .map_err(|e| err(e.into()))?;
+            }
+        }
+        txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
+        txn.open_table(DELIVERIES).map_err(|e| err(e.into()))?;
+        txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
+        txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
+    }
+    txn.commit().map_err(|e| err(e.into()))
+}
+
+/// Reads everything a restart brings back.
+fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreError> {
+    let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
+    let corrupt = |table, key: String, reason: String| StoreError::Corrupt {
+        path: path.to_owned(),
+        table,
+        key,
+        reason,
+    };
+    let txn = db.begin_read().map_err(|e| err(e.into()))?;
+    let mut state = StoredState::default();
+
+    let sessions = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
+    for entry in sessions.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let client = client_id(k.value()).map_err(|m| corrupt("sessions", show(k.value()), m.0))?;
+        let session = format::decode_session(Bytes::copy_from_slice(v.value()), clock)
+            .map_err(|m| corrupt("sessions", show(k.value()), m.0))?;
+        state.sessions.insert(
+            client,
+            SessionState {
+                session,
+                deliveries: BTreeMap::new(),
+                incoming_qos2: Vec::new(),
+            },
+        );
+    }
+
+    let deliveries = txn.open_table(DELIVERIES).map_err(|e| err(e.into()))?;
+    for entry in deliveries.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let (id, seq) = k.value();
+        let key = format!("({}, {seq})", show(id));
+        let client = client_id(id).map_err(|m| corrupt("deliveries", key.clone(), m.0))?;
+        let delivery = format::decode_delivery(Bytes::copy_from_slice(v.value()), clock)
+            .map_err(|m| corrupt("deliveries", key.clone(), m.0))?;
+        match state.sessions.get_mut(&client) {
+            Some(s) => {
+                s.deliveries.insert(seq, delivery);
+            }
+            // Never written (see `apply`); ignored as `StoredState::apply` would.
+            None => tracing::warn!(file = %path.display(), %key, "delivery without a session"),
+        }
+    }
+
+    let qos2 = txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
+    for entry in qos2.iter().map_err(|e| err(e.into()))? {
+        let (k, _) = entry.map_err(|e| err(e.into()))?;
+        let (id, packet_id) = k.value();
+        let key = format!("({}, {packet_id})", show(id));
+        let client = client_id(id).map_err(|m| corrupt("incoming_qos2", key.clone(), m.0))?;
+        let packet_id = PacketId::new(packet_id)
+            .ok_or_else(|| corrupt("incoming_qos2", key.clone(), "packet id 0".into()))?;
+        match state.sessions.get_mut(&client) {
+            Some(s) => s.incoming_qos2.push(packet_id),
+            None => tracing::warn!(file = %path.display(), %key, "QoS 2 id without a session"),
+        }
+    }
+
+    let retained = txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
+    for entry in retained.iter().map_err(|e| err(e.into()))? {
+        let (k, v) = entry.map_err(|e| err(e.into()))?;
+        let topic = client_id(k.value()).map_err(|m| corrupt("retained", show(k.value()), m.0))?;
+        let message = format::decode_message(Bytes::copy_from_slice(v.value()), clock)
+            .map_err(|m| corrupt("retained", show(k.value()), m.0))?;
+        if message.topic.as_bytestring() != &topic {
+            return Err(corrupt(
+                "retained",
+                show(k.value()),
+                format!(
+                    "the record is for another topic, {:?}",
+                    message.topic.as_str()
+                ),
+            ));
+        }
+        state.retained.insert(topic, message);
+    }
+    Ok(state)
+}
+
+/// The key of a client id.
+fn key(client_id: &str) -> &[u8] {
+    client_id.as_bytes()
+}
+
+/// A key as UTF-8.
+fn client_id(key: &[u8]) -> Result<ByteString, Malformed> {
+    ByteString::try_from(key).map_err(|_| Malformed("the key is not UTF-8".into()))
+}
+
+/// A key for an error message.
+fn show(key: &[u8]) -> String {
+    format!("{:?}", String::from_utf8_lossy(key))
+}
+
+/// Applies `ops` in order inside `txn`, with the semantics of [`StoredState::apply`]:
+/// deliveries and QoS 2 ids of a session that is not stored are ignored, and deleting a
+/// session deletes its deliveries and QoS 2 ids.
+pub(crate) fn apply<'a>(
+    txn: &WriteTransaction,
+    ops: impl IntoIterator<Item = &'a StoreOp>,
+    clock: Clock,
+) -> Result<(), redb::Error> {
+    let mut sessions = txn.open_table(SESSIONS)?;
+    let mut deliveries = txn.open_table(DELIVERIES)?;
+    let mut qos2 = txn.open_table(INCOMING_QOS2)?;
+    let mut retained = txn.open_table(RETAINED)?;
+    for op in ops {
+        match op {
+            StoreOp::PutSession { client_id, session } => {
+                let record = format::encode_session(session, clock);
+                sessions.insert(key(client_id), record.as_slice())?;
+            }
+            StoreOp::DeleteSession { client_id } => {
+                let id = key(client_id);
+                sessions.remove(id)?;
+                deliveries.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
+                qos2.retain_in((id, 0u16)..=(id, u16::MAX), |_, _| false)?;
+            }
+            StoreOp::PutDelivery {
+                client_id,
+                seq,
+                delivery,
+            } => {
+                let id = key(client_id);
+                if sessions.get(id)?.is_some() {
+                    let record = format::encode_delivery(delivery, clock);
+                    deliveries.insert((id, *seq), record.as_slice())?;
+                }
+            }
+            StoreOp::DeleteDelivery { client_id, seq } => {
+                deliveries.remove((key(client_id), *seq))?;
+            }
+            StoreOp::PutIncomingQos2 {
+                client_id,
+                packet_id,
+            } => {
+                let id = key(client_id);
+                if sessions.get(id)?.is_some() {
+                    qos2.insert((id, packet_id.get()), ())?;
+                }
+            }
+            StoreOp::DeleteIncomingQos2 {
+                client_id,
+                packet_id,
+            } => {
+                qos2.remove((key(client_id), packet_id.get()))?;
+            }
+            StoreOp::PutRetained { message } => {
+                let record = format::encode_message(message, clock);
+                retained.insert(message.topic.as_str().as_bytes(), record.as_slice())?;
+            }
+            StoreOp::DeleteRetained { topic } => {
+                retained.remove(topic.as_str().as_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The file in `dir`.
+pub(crate) fn file_in(dir: &Path) -> PathBuf {
+    dir.join(FILE_NAME)
+}
