@@ -39,6 +39,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     if let Some(mode) = args.next_positional() {
         return match mode.as_str() {
             "broker" => crate::bench_broker::run(args),
+            "setups" => crate::bench_setups::run(args),
             other => bail!("unknown bench mode `{other}` (expected none, or `broker`)"),
         };
     }

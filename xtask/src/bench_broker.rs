@@ -35,25 +35,41 @@ const NOFILE: u32 = 20_000;
 const BROKER_START: Duration = Duration::from_secs(10);
 const BROKER_STOP: Duration = Duration::from_secs(10);
 
-/// The brokers compared.
+/// A broker and how it is set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Mosquitto,
-    Ours,
+pub(crate) enum Kind {
+    /// Mosquitto, with its database (`persistence true`, default autosave) or without.
+    Mosquitto { persist: bool },
+    /// `mqtt broker --runtime R --durability D` (a fresh data directory unless `none`).
+    Ours {
+        runtime: &'static str,
+        durability: &'static str,
+    },
 }
 
+/// The pair the main table compares: both keep nothing on disk.
+const MOSQUITTO: Kind = Kind::Mosquitto { persist: false };
+const OURS: Kind = Kind::Ours {
+    runtime: "tokio",
+    durability: "none",
+};
+
 impl Kind {
-    fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> String {
         match self {
-            Self::Mosquitto => "mosquitto",
-            Self::Ours => "mqtt",
+            Self::Mosquitto { persist: false } => "mosquitto".to_owned(),
+            Self::Mosquitto { persist: true } => "mosquitto (persistence)".to_owned(),
+            Self::Ours {
+                runtime,
+                durability,
+            } => format!("mqtt ({runtime}, durability {durability})"),
         }
     }
 }
 
 /// What a scenario's row reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Measure {
+pub(crate) enum Measure {
     /// Messages received per second.
     Throughput,
     /// p50, p99 and max of end-to-end latency.
@@ -63,11 +79,11 @@ enum Measure {
 }
 
 /// One load, run the same way against each broker.
-struct Scenario {
-    title: String,
+pub(crate) struct Scenario {
+    pub(crate) title: String,
     /// `mqtt bench` arguments, after the scenario name's.
-    args: Vec<String>,
-    measure: Measure,
+    pub(crate) args: Vec<String>,
+    pub(crate) measure: Measure,
 }
 
 fn scenarios(quick: bool) -> Vec<Scenario> {
@@ -138,7 +154,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     let mut results = Vec::new();
     for scenario in &scenarios {
         let mut pair = Vec::new();
-        for kind in [Kind::Mosquitto, Kind::Ours] {
+        for kind in [MOSQUITTO, OURS] {
             println!("\n[bench broker] {}: {}", kind.name(), scenario.title);
             let outcome = run_one(kind, &mosquitto, &mqtt, &work, scenario);
             match &outcome {
@@ -171,7 +187,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
 }
 
 /// Starts `kind` on a free port, runs `scenario` against it, stops it: the `--json` report.
-fn run_one(
+pub(crate) fn run_one(
     kind: Kind,
     mosquitto: &Path,
     mqtt: &Path,
@@ -232,26 +248,40 @@ fn with_nofile(program: &Path, args: &[String]) -> Command {
 
 /// A broker process on 127.0.0.1; killed if still running when dropped.
 struct Broker {
-    name: &'static str,
+    name: String,
     child: Child,
     log: PathBuf,
 }
 
 impl Broker {
     fn start(kind: Kind, mosquitto: &Path, mqtt: &Path, work: &Path, port: u16) -> Result<Self> {
-        let log = work.join(format!("{}.log", kind.name()));
+        let log = work.join(format!("broker-{port}.log"));
         let (program, args) = match kind {
-            Kind::Mosquitto => {
+            Kind::Mosquitto { persist } => {
                 let conf = work.join("mosquitto.conf");
-                let text = format!(
-                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence false\n\
+                let mut text = format!(
+                    "listener {port} 127.0.0.1\nallow_anonymous true\npersistence {persist}\n\
                      max_queued_messages 0\nmax_inflight_messages 100\n"
                 );
+                if persist {
+                    let store = work.join(format!("mosquitto-data-{port}"));
+                    fs::create_dir_all(&store)?;
+                    // Run as root, Mosquitto drops to the `mosquitto` user: let it write here.
+                    #[cfg(unix)]
+                    {
+                        use std::os::unix::fs::PermissionsExt as _;
+                        fs::set_permissions(&store, fs::Permissions::from_mode(0o777))?;
+                    }
+                    let _ = writeln!(text, "persistence_location {}/", store.display());
+                }
                 fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
                 let args = vec!["-c".to_owned(), conf.to_string_lossy().into_owned()];
                 (mosquitto.to_path_buf(), args)
             }
-            Kind::Ours => {
+            Kind::Ours {
+                runtime,
+                durability,
+            } => {
                 let conf = work.join("mqtt.toml");
                 let text = "[limits]\nmax_inflight = 100\nmax_queued_messages = 10000000\n\
                             max_queued_bytes = 4294967296\n";
@@ -264,12 +294,19 @@ impl Broker {
                     &port.to_string(),
                     "--config",
                     &conf.to_string_lossy(),
-                    // Like the Mosquitto it is compared with: nothing on disk.
+                    "--runtime",
+                    runtime,
                     "--durability",
-                    "none",
+                    durability,
                 ]
                 .map(str::to_owned)
                 .to_vec();
+                let mut args = args;
+                if durability != "none" {
+                    let data = work.join(format!("mqtt-data-{port}"));
+                    let _ = fs::remove_dir_all(&data);
+                    args.extend(["--data-dir".to_owned(), data.to_string_lossy().into_owned()]);
+                }
                 (mqtt.to_path_buf(), args)
             }
         };
@@ -373,7 +410,7 @@ fn mosquitto_version(program: &Path) -> String {
 }
 
 /// One line about a report, for the log.
-fn summary(r: &Value) -> String {
+pub(crate) fn summary(r: &Value) -> String {
     let f = |k: &str| r[k].as_f64().unwrap_or(0.0);
     let u = |k: &str| r[k].as_u64().unwrap_or(0);
     if r["conn"].is_object() {
@@ -576,7 +613,7 @@ fn render(
         .zip(results)
         .flat_map(|(scenario, pair)| {
             pair.iter()
-                .zip([Kind::Mosquitto, Kind::Ours])
+                .zip([MOSQUITTO, OURS])
                 .filter_map(move |(o, kind)| {
                     o.as_ref()
                         .err()

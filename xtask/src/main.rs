@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_broker;
+mod bench_setups;
 mod ci;
 mod durability;
 mod fuzz;
@@ -30,6 +31,9 @@ commands:
                                   (default DIR: ../shared/vectors beside the repository)
   bench [--quick] [--no-run]      run the codec criterion bench and write docs/benchmarks.md
                                   (--no-run: only rewrite the report from target/criterion)
+  bench setups [--quick]          the same loads against `mqtt broker` set up several ways, one at a
+                                  time: --durability sync / none / Mosquitto with its database, and
+                                  --runtime tokio / smol / blocking; written to docs/benchmarks.md
   bench broker [--quick]          build `mqtt` (release), run `mqtt bench` scenarios against
                                   Mosquitto and against `mqtt broker`, one at a time, and write
                                   the table with ratios to docs/benchmarks.md (--quick: 10x less)

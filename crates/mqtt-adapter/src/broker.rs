@@ -5,12 +5,14 @@
 
 mod connection;
 mod listen;
+mod mailbox;
 mod router;
 
 pub use connection::{
     ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,
 };
 pub use listen::ListenAddr;
+pub use mailbox::{Mailbox, MailboxSink};
 pub use mqtt_store::{Durability, StoreOptions};
 pub use router::{ConnSink, Report, Router, SHUTDOWN_GRACE};
 

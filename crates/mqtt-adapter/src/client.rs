@@ -44,7 +44,7 @@ use mqtt_core::{Publish, ReasonCode};
 
 pub use command::{Command, Reply};
 pub use handle::{channels, Client, DriverParts, Events, Runtime};
-pub use supervisor::{Due, Interest, Supervisor};
+pub use supervisor::{Due, Interest, Supervisor, READ_CHUNK};
 
 /// How to connect: the server's URL, the protocol options, TLS, and the adapter's own bounds.
 #[derive(Debug, Clone)]

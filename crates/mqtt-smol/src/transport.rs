@@ -18,6 +18,7 @@ use mqtt_adapter::broker::READ_CHUNK;
 use mqtt_adapter::endpoint::Endpoint;
 use mqtt_adapter::tls::handshake_error;
 pub use mqtt_adapter::tls::TlsConfig;
+use std::cell::RefCell;
 
 use crate::client;
 
@@ -43,7 +44,8 @@ impl Incoming {
         let Some(acceptor) = self.tls else {
             return Ok(Stream::Tcp(self.tcp));
         };
-        match timeout_at(Instant::now() + limit, acceptor.accept(self.tcp)).await {
+        // Boxed: the handshake's state is large, and would otherwise size every connection task.
+        match timeout_at(Instant::now() + limit, Box::pin(acceptor.accept(self.tcp))).await {
             Some(stream) => Ok(Stream::Tls(Box::new(stream?))),
             None => Err(io::ErrorKind::TimedOut.into()),
         }
@@ -84,23 +86,26 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    /// Reads up to [`READ_CHUNK`] bytes onto the end of `buf` (the caller reserved the room).
-    /// One non-blocking attempt, so it can lose a race without losing bytes. (Safe code
-    /// cannot read into uninitialized memory: the room is zeroed first.)
+    /// Reads as many bytes as `buf` has spare room for (the caller reserved it; at most
+    /// [`READ_CHUNK`]) onto its end. One non-blocking attempt, so it can lose a race without
+    /// losing bytes. Safe code cannot read into uninitialized memory: the bytes go through a
+    /// per-thread buffer zeroed once, and only what came is copied.
     pub(crate) fn poll_read_buf(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut BytesMut,
     ) -> Poll<io::Result<usize>> {
-        let len = buf.len();
-        buf.resize(len + READ_CHUNK, 0);
-        let polled = Pin::new(&mut *self).poll_read(cx, &mut buf[len..]);
-        let n = match &polled {
-            Poll::Ready(Ok(n)) => *n,
-            _ => 0,
-        };
-        buf.truncate(len + n);
-        polled
+        thread_local! {
+            static SCRATCH: RefCell<Vec<u8>> = RefCell::new(vec![0; READ_CHUNK]);
+        }
+        let room = (buf.capacity() - buf.len()).clamp(1, READ_CHUNK);
+        SCRATCH.with_borrow_mut(|scratch| {
+            let polled = Pin::new(&mut *self).poll_read(cx, &mut scratch[..room]);
+            if let Poll::Ready(Ok(n)) = &polled {
+                buf.extend_from_slice(&scratch[..*n]);
+            }
+            polled
+        })
     }
 
     /// Writes from the front of `buf` and advances it, or with nothing left flushes (0).

@@ -39,7 +39,8 @@ impl Incoming {
         let Some(acceptor) = self.tls else {
             return Ok(Stream::Tcp(self.tcp));
         };
-        match tokio::time::timeout(limit, acceptor.accept(self.tcp)).await {
+        // Boxed: the handshake's state is large, and would otherwise size every connection task.
+        match Box::pin(tokio::time::timeout(limit, acceptor.accept(self.tcp))).await {
             Ok(stream) => Ok(Stream::Tls(Box::new(stream?))),
             Err(_) => Err(io::ErrorKind::TimedOut.into()),
         }

@@ -33,8 +33,12 @@ pub enum ConnCommand {
 
 /// Chunks handed to one `write_vectored` call.
 pub const MAX_SLICES: usize = 64;
-/// Room kept free in the read buffer before each read.
-pub const READ_CHUNK: usize = 8 * 1024;
+/// Room kept free in the read buffer before each read, at most: a connection starts with
+/// [`FIRST_READ_CHUNK`] and doubles it whenever a read brings at least half of it, so that an
+/// idle connection holds a few hundred bytes and a busy one reads in large chunks.
+pub const READ_CHUNK: usize = 64 * 1024;
+/// The read room of a new connection: most CONNECTs fit.
+const FIRST_READ_CHUNK: usize = 256;
 /// How long a closing connection may take to write its last bytes.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Written bytes are reported when the queue empties, or at least every this many.
@@ -64,6 +68,10 @@ pub struct ConnState {
     max_pending: usize,
     /// The read buffer: read into it, then call [`ConnState::decode`].
     pub rx: BytesMut,
+    /// The room reserved before each read (see [`READ_CHUNK`]).
+    chunk: usize,
+    /// `rx` was just filled by a read: `decode` looks at how much came.
+    fresh: bool,
     /// What waits to be written: borrow it apart from `rx` in one `select!`.
     pub out: WriteQueue,
     /// Written but not yet reported to the router.
@@ -83,7 +91,9 @@ impl ConnState {
             seen_connect: false,
             limits,
             max_pending: max_pending.max(1),
-            rx: BytesMut::with_capacity(READ_CHUNK),
+            rx: BytesMut::new(),
+            chunk: FIRST_READ_CHUNK,
+            fresh: false,
             out: WriteQueue::default(),
             unreported: 0,
             read_stopped: false,
@@ -96,13 +106,14 @@ impl ConnState {
         self.conn
     }
 
-    /// Whether to read now; if so, the read buffer has room for [`READ_CHUNK`] bytes.
+    /// Whether to read now; if so, the read buffer has room for the next read.
     pub fn reading(&mut self) -> bool {
         let reading =
             !self.read_stopped && self.closing.is_none() && self.out.len < self.max_pending;
-        if reading && self.rx.capacity() - self.rx.len() < READ_CHUNK {
-            self.rx.reserve(READ_CHUNK);
+        if reading && self.rx.capacity() - self.rx.len() < self.chunk {
+            self.rx.reserve(self.chunk);
         }
+        self.fresh = true;
         reading
     }
 
@@ -169,6 +180,9 @@ impl ConnState {
         if self.read_stopped {
             return None;
         }
+        if std::mem::take(&mut self.fresh) && self.rx.len() >= self.chunk / 2 {
+            self.chunk = (self.chunk * 2).min(READ_CHUNK);
+        }
         let before = self.rx.len();
         match codec::decode(&mut self.rx, self.version, &self.limits) {
             Ok(Some(packet)) => {
@@ -179,7 +193,14 @@ impl ConnState {
                 }
                 Some(Report::Packet(self.conn, packet, wire_len))
             }
-            Ok(None) => None,
+            Ok(None) => {
+                // A connection that only ever sends small packets (most of them: sensors,
+                // idle subscribers) holds no read buffer between its packets.
+                if self.rx.is_empty() && self.chunk == FIRST_READ_CHUNK {
+                    self.rx = BytesMut::new();
+                }
+                None
+            }
             Err(e) => {
                 debug!(conn = %self.conn, error = %e, "undecodable packet");
                 self.read_stopped = true;

@@ -27,9 +27,10 @@ use tokio::sync::mpsc::error::TrySendError;
 use tracing::{debug, warn};
 
 use super::{Command, ConnectOptions, Error, Event, Reply};
-use crate::broker::READ_CHUNK;
 use crate::endpoint::Endpoint;
 
+/// Room kept free in a client's read buffer before each read.
+pub const READ_CHUNK: usize = 8 * 1024;
 /// Above this many bytes waiting to be written, the driver takes no command and reads nothing.
 const MAX_PENDING_WRITE: usize = 256 * 1024;
 /// How long an ended connection may take to write its last bytes (a DISCONNECT).
@@ -286,6 +287,19 @@ impl Supervisor {
                 }
             }
             Err(_) => self.outbox.clear(),
+        }
+    }
+
+    /// [`Supervisor::app`] for a driver that cannot wait on a future (a thread): does at once
+    /// whatever `app` would have waited for and can be done now. Moves waiting events into the
+    /// channel while it has room (dropping them if nobody listens) and, when every handle and
+    /// the events are gone, begins the graceful disconnect. Call it each turn, having been
+    /// woken when the application takes an event or drops a handle.
+    pub fn app_now(&mut self) {
+        self.flush_outbox();
+        let abandoned = !self.commands_open && self.closing.is_none() && !self.stop;
+        if abandoned && self.outbox.is_empty() && self.events.is_closed() {
+            self.begin_closing(ReasonCode::Success, None, None);
         }
     }
 

@@ -55,7 +55,15 @@ pub async fn connect(plan: &Plan, role: Role, index: usize) -> anyhow::Result<(C
             options.client.max_queued = sizes.queue();
             options.request_queue = sizes.queue();
         }
-        Role::Subscriber => options.event_queue = 4096,
+        Role::Subscriber => {
+            options.event_queue = 4096;
+            if plan.persistent_subscribers {
+                options.client.clean_start = false;
+                if options.client.version.is_v5() {
+                    options.client.connect_properties.session_expiry_interval = Some(3600);
+                }
+            }
+        }
         Role::Idle => {}
     }
     let version = options.client.version;

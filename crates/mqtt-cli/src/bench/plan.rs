@@ -64,6 +64,8 @@ pub struct Plan {
     pub broker_pid: Option<u32>,
     /// Show a progress bar (on a terminal, without `--quiet`).
     pub progress: bool,
+    /// Subscribers keep persistent sessions.
+    pub persistent_subscribers: bool,
 }
 
 impl Plan {

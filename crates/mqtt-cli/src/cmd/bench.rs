@@ -60,6 +60,11 @@ pub struct BenchArgs {
     #[arg(long, value_name = "N", default_value_t = 100, conflicts_with = "rate",
           value_parser = clap::value_parser!(u16).range(1..), help_heading = "Load")]
     pub inflight: u16,
+    /// Subscribers keep persistent sessions (3.1.1 clean session off; 5.0 session expiry
+    /// 3600 s): with a durable broker their QoS 1/2 messages are stored before they are
+    /// acknowledged
+    #[arg(long, help_heading = "Load")]
+    pub persistent_subscribers: bool,
     /// Open loop: messages per second, all publishers together, on a fixed schedule
     /// (latency counts from each message's scheduled time)
     #[arg(long, value_name = "MSGS_PER_SEC", value_parser = parse_rate, help_heading = "Load")]
@@ -287,6 +292,7 @@ impl BenchArgs {
             hold: Duration::from_secs_f64(self.hold),
             broker_pid: self.broker_pid,
             progress,
+            persistent_subscribers: self.persistent_subscribers,
         })
     }
 }

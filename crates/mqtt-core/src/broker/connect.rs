@@ -108,7 +108,9 @@ impl Broker {
             }
             id
         } else {
-            client_id
+            // A copy: the id lives as long as the session, and a slice would keep the whole
+            // buffer the CONNECT was read into.
+            ByteString::from(&*client_id)
         };
 
         // Takeover: [MQTT-3.1.4-3] the connection already using this client id is closed.
@@ -191,7 +193,7 @@ impl Broker {
         c.client_max_packet = properties.maximum_packet_size.map_or(u32::MAX, |v| v.get());
         c.request_problem_info = properties.request_problem_information.unwrap_or(true);
         c.aliases_out = OutAliases::new(properties.topic_alias_maximum.unwrap_or(0));
-        c.will = will;
+        c.will = will.map(Box::new);
         c.connect_expiry = expiry;
         if let Some(deadline) = c.keep_alive_deadline() {
             self.timers.insert(deadline, Timer::KeepAlive(conn));

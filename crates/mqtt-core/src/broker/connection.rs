@@ -38,7 +38,8 @@ pub(crate) struct Connection {
     pub(crate) request_problem_info: bool,
     pub(crate) aliases_in: HashMap<u16, TopicName>,
     pub(crate) aliases_out: OutAliases,
-    pub(crate) will: Option<Will>,
+    /// Boxed: most connections have none, and it is large beside the rest.
+    pub(crate) will: Option<Box<Will>>,
     /// Session Expiry Interval the CONNECT asked for; DISCONNECT may change it, but not
     /// from zero [MQTT-3.14.2-2].
     pub(crate) connect_expiry: u32,

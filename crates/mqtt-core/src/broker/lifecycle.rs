@@ -97,7 +97,7 @@ impl Broker {
             // Taken over: the session lives on with its new connection.
             if will {
                 if let Some(w) = c.will {
-                    self.publish_will(now, w);
+                    self.publish_will(now, *w);
                 }
             }
             return;
@@ -106,7 +106,7 @@ impl Broker {
         let expiry = session.expiry_interval;
         if will {
             if let Some(w) = c.will {
-                self.schedule_will(now, &client, w, expiry);
+                self.schedule_will(now, &client, *w, expiry);
             }
         }
         self.session_went_offline(now, &client);
@@ -144,7 +144,7 @@ impl Broker {
                 self.subs.remove(client, &f);
             }
         }
-        if let Some((_, w)) = session.pending_will {
+        if let Some((_, w)) = session.pending_will.map(|b| *b) {
             self.publish_will(now, w);
         }
     }

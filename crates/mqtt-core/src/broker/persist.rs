@@ -222,7 +222,7 @@ impl Broker {
         session.incoming_qos2 = incoming_qos2.into_iter().collect::<HashSet<_>>();
         if let Some((at, will)) = stored.pending_will {
             self.timers.insert(at, Timer::WillDelay(client.clone()));
-            session.pending_will = Some((at, will));
+            session.pending_will = Some(Box::new((at, will)));
         }
         if session.expiry_interval != u32::MAX {
             let at = stored
@@ -273,6 +273,6 @@ fn stored_session(s: &Session) -> StoredSession {
                 id: e.id,
             })
             .collect(),
-        pending_will: s.pending_will.clone(),
+        pending_will: s.pending_will.as_deref().cloned(),
     }
 }

@@ -58,7 +58,8 @@ pub(crate) struct Session {
     /// The number the next queued delivery gets.
     next_seq: u64,
     /// A will waiting for its Will Delay Interval.
-    pub(crate) pending_will: Option<(Instant, Will)>,
+    /// Boxed: rare, and large beside the rest.
+    pub(crate) pending_will: Option<Box<(Instant, Will)>>,
     /// Messages dropped because the queue was full.
     pub(crate) dropped: u64,
     /// A record of it was sent to the store (and not deleted since).
@@ -155,11 +156,13 @@ impl Session {
                     _ => OutState::Qos1Sent,
                 };
                 self.next_id = self.next_id.max(id.get());
+                // A released one is resumed with its PUBREL, never its PUBLISH again.
+                let sent = state == OutState::Qos2Released;
                 self.inflight.push_back(InFlight {
                     id,
                     state,
                     delivery: d,
-                    sent: false,
+                    sent,
                 });
             }
             None => {

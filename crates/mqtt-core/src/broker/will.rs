@@ -27,7 +27,7 @@ impl Broker {
         let wait = Duration::from_secs(u64::from(delay.min(expiry)));
         let at = now + wait;
         if let Some(session) = self.sessions.get_mut(client) {
-            session.pending_will = Some((at, will));
+            session.pending_will = Some(Box::new((at, will)));
             self.timers.insert(at, Timer::WillDelay(client.clone()));
             self.touch(client);
         }
@@ -37,15 +37,10 @@ impl Broker {
         let Some(session) = self.sessions.get_mut(client) else {
             return;
         };
-        if session.conn.is_some()
-            || session
-                .pending_will
-                .as_ref()
-                .is_none_or(|(at, _)| *at > now)
-        {
+        if session.conn.is_some() || session.pending_will.as_ref().is_none_or(|w| w.0 > now) {
             return;
         }
-        if let Some((_, will)) = session.pending_will.take() {
+        if let Some((_, will)) = session.pending_will.take().map(|b| *b) {
             self.touch(client);
             self.publish_will(now, will);
         }

@@ -234,58 +234,94 @@ proptest! {
         crash_at in 0usize..40,
         subscriber_online in prop::bool::ANY,
     ) {
-        let mut w = World::persistent(config());
-        let mut sub = Subscriber::default();
-        let s = w.connect(v311("sub").clean(false));
-        w.send(s, subscribe(1, &[("#", 2)]));
-        w.expect_suback(s);
-        if subscriber_online {
-            sub.peer = Some(s);
-        } else {
-            w.drop_link(s);
+        durability(&script, crash_at, subscriber_online)?;
+    }
+}
+
+type Script = [(usize, u8, bool, bool, bool)];
+
+/// The body of the durability property, callable with a known case.
+fn durability(
+    script: &Script,
+    crash_at: usize,
+    subscriber_online: bool,
+) -> Result<(), TestCaseError> {
+    let mut w = World::persistent(config());
+    let mut sub = Subscriber::default();
+    let s = w.connect(v311("sub").clean(false));
+    w.send(s, subscribe(1, &[("#", 2)]));
+    w.expect_suback(s);
+    if subscriber_online {
+        sub.peer = Some(s);
+    } else {
+        w.drop_link(s);
+    }
+    let publ = w.connect(v311("pub").clean(false));
+    // id -> (topic, payload, QoS, acknowledged)
+    let mut sent: BTreeMap<u16, (usize, String, u8, bool)> = BTreeMap::new();
+    let crash_at = crash_at.min(script.len());
+    for (n, (topic, qos, pause, resume, take)) in script.iter().enumerate() {
+        if n == crash_at {
+            break;
         }
-        let publ = w.connect(v311("pub").clean(false));
-        // id -> (topic, payload, QoS, acknowledged)
-        let mut sent: BTreeMap<u16, (usize, String, u8, bool)> = BTreeMap::new();
-        let crash_at = crash_at.min(script.len());
-        for (n, (topic, qos, pause, resume, take)) in script.iter().enumerate() {
-            if n == crash_at {
-                break;
-            }
-            if *pause {
-                w.pause_store();
-            }
-            let id = n as u16 + 1;
-            let payload = format!("m{id}");
-            w.send(publ, publish(TOPICS[*topic], &payload).qos(*qos, id));
-            sent.insert(id, (*topic, payload, *qos, false));
-            if *resume {
-                w.resume_store();
-            }
-            settle(&mut w, &mut sent, publ);
-            if *take {
-                sub.take(&mut w);
-            }
+        if *pause {
+            w.pause_store();
         }
-        w.crash_and_restart();
-        // The publisher sends again what it has no acknowledgement for.
-        let publ = w.connect(v311("pub").clean(false));
-        for (id, (topic, payload, qos, acked)) in sent.clone() {
-            if !acked {
-                w.send(publ, publish(TOPICS[topic], &payload).qos(qos, id).dup());
-            }
+        let id = n as u16 + 1;
+        let payload = format!("m{id}");
+        w.send(publ, publish(TOPICS[*topic], &payload).qos(*qos, id));
+        sent.insert(id, (*topic, payload, *qos, false));
+        if *resume {
+            w.resume_store();
         }
         settle(&mut w, &mut sent, publ);
-        sub.peer = Some(w.connect(v311("sub").clean(false)));
-        sub.take(&mut w);
-        for (_, payload, qos, acked) in sent.values() {
-            if *acked {
-                prop_assert!(sub.got.contains_key(payload), "acknowledged {} lost; got {:?}", payload, sub.got);
-            }
-            let n = sub.got.get(payload).copied().unwrap_or(0);
-            prop_assert!(*qos != 2 || n <= 1, "QoS 2 {} delivered {} times", payload, n);
+        if *take {
+            sub.take(&mut w);
         }
     }
+    w.crash_and_restart();
+    // The publisher sends again what it has no acknowledgement for.
+    let publ = w.connect(v311("pub").clean(false));
+    for (id, (topic, payload, qos, acked)) in sent.clone() {
+        if !acked {
+            w.send(publ, publish(TOPICS[topic], &payload).qos(qos, id).dup());
+        }
+    }
+    settle(&mut w, &mut sent, publ);
+    sub.peer = Some(w.connect(v311("sub").clean(false)));
+    sub.take(&mut w);
+    for (_, payload, qos, acked) in sent.values() {
+        if *acked {
+            prop_assert!(
+                sub.got.contains_key(payload),
+                "acknowledged {} lost; got {:?}",
+                payload,
+                sub.got
+            );
+        }
+        let n = sub.got.get(payload).copied().unwrap_or(0);
+        prop_assert!(
+            *qos != 2 || n <= 1,
+            "QoS 2 {} delivered {} times",
+            payload,
+            n
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn a_released_qos2_message_is_resumed_with_pubrel_not_publish() {
+    let q1 = (0, 1, false, false, false);
+    let mut script = vec![q1; 7];
+    script.extend([
+        (0, 2, false, false, false),
+        (0, 1, true, false, false),
+        (0, 1, false, false, true),
+        q1,
+        (0, 1, false, true, false),
+    ]);
+    durability(&script, 12, true).unwrap();
 }
 
 /// The publisher's side: acknowledgements noted, PUBREC answered with PUBREL.

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use futures_lite::{AsyncWriteExt, FutureExt};
-use mqtt_adapter::broker::{ConnCommand, ConnState, Report, Wrote, MAX_SLICES};
+use std::sync::Arc;
+
+use mqtt_adapter::broker::{ConnCommand, ConnState, Mailbox, Report, Wrote, MAX_SLICES};
 use mqtt_core::broker::ConnId;
 use mqtt_core::codec::DecodeLimits;
 use tokio::sync::mpsc;
@@ -22,7 +24,7 @@ use crate::transport::{timeout_at, Incoming, Stream};
 /// One connection task: its state and its two channels.
 pub(super) struct Connection {
     state: ConnState,
-    commands: mpsc::UnboundedReceiver<ConnCommand>,
+    commands: Arc<Mailbox>,
     inbox: mpsc::Sender<Input>,
     /// Which operation is tried first this turn, in rotation: a busy one starves no other.
     turn: usize,
@@ -41,7 +43,7 @@ impl Connection {
         conn: ConnId,
         limits: DecodeLimits,
         max_pending: usize,
-        commands: mpsc::UnboundedReceiver<ConnCommand>,
+        commands: Arc<Mailbox>,
         inbox: mpsc::Sender<Input>,
     ) -> Self {
         Self {
@@ -105,7 +107,7 @@ impl Connection {
                     let now = Instant::now();
                     self.state.push(now, cmd);
                     // Take what else is queued, so that one write carries it all.
-                    while let Ok(cmd) = self.commands.try_recv() {
+                    while let Some(cmd) = self.commands.try_recv() {
                         self.state.push(now, cmd);
                     }
                     false

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::FutureExt;
-use mqtt_adapter::broker::{ConnCommand, ConnSink, Report, Router as Core, SHUTDOWN_GRACE};
+use mqtt_adapter::broker::{Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE};
 use mqtt_core::broker::{ConnId, PeerInfo};
 use mqtt_store::StoreAnswer;
 use smol::Task;
@@ -30,23 +30,9 @@ pub(super) enum Input {
     Ended(ConnId),
 }
 
-/// A connection task's writer channel.
-pub(super) struct Sink(mpsc::UnboundedSender<ConnCommand>);
-
-impl ConnSink for Sink {
-    fn write(&self, bytes: bytes::Bytes, payload: bytes::Bytes) {
-        // A send fails only when the task has ended; its `Closed` is on its way.
-        let _ = self.0.send(ConnCommand::Write { bytes, payload });
-    }
-
-    fn close(&self) {
-        let _ = self.0.send(ConnCommand::Close);
-    }
-}
-
 /// The router: the shared core, the inbox, and the connection tasks.
 pub(super) struct Router {
-    core: Core<Sink>,
+    core: Core<MailboxSink>,
     inbox: mpsc::Receiver<Input>,
     /// Handed to each connection task.
     inbox_tx: mpsc::Sender<Input>,
@@ -70,7 +56,7 @@ enum Step {
 
 impl Router {
     pub(super) fn new(
-        core: Core<Sink>,
+        core: Core<MailboxSink>,
         inbox: mpsc::Receiver<Input>,
         inbox_tx: mpsc::Sender<Input>,
         answers: mpsc::UnboundedReceiver<StoreAnswer>,
@@ -134,14 +120,14 @@ impl Router {
                     addr: Some(incoming.addr),
                     tls: incoming.tls.is_some(),
                 };
-                let (tx, rx) = mpsc::unbounded_channel();
-                let conn = self.core.accept(Instant::now(), peer, |_| Sink(tx));
+                let (mailbox, sink) = Mailbox::new();
+                let conn = self.core.accept(Instant::now(), peer, |_| sink);
                 let config = self.core.broker().config();
                 let connection = Connection::new(
                     conn,
                     self.core.broker().decode_limits(),
                     config.limits.max_pending_write_bytes,
-                    rx,
+                    mailbox,
                     self.inbox_tx.clone(),
                 );
                 let handshake = config.connect_timeout;

@@ -15,7 +15,7 @@ use std::time::Instant;
 use async_io::Timer;
 use bytes::BytesMut;
 use futures_lite::{AsyncWriteExt, FutureExt};
-use mqtt_adapter::broker::READ_CHUNK;
+use mqtt_adapter::client::READ_CHUNK;
 use mqtt_adapter::client::{Command, DriverParts, Due, Error, Interest, Supervisor};
 use tokio::sync::mpsc;
 

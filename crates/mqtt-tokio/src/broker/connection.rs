@@ -2,15 +2,21 @@
 //! The state (`mqtt_adapter::broker::ConnState`) lives outside every future, so nothing is
 //! lost when a `select!` branch loses.
 
+use std::future::Future;
 use std::io::IoSlice;
+use std::pin::Pin;
 use std::time::Duration;
 
-use mqtt_adapter::broker::{ConnCommand, ConnState, Report, Wrote, MAX_SLICES};
+use std::sync::Arc;
+
+use mqtt_adapter::broker::{
+    ConnCommand, ConnState, Mailbox, Report, WriteQueue, Wrote, MAX_SLICES,
+};
 use mqtt_core::broker::ConnId;
 use mqtt_core::codec::DecodeLimits;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
-use tokio::time::{sleep_until, Instant};
+use tokio::time::{sleep_until, Instant, Sleep};
 use tracing::debug;
 
 use super::router::Input;
@@ -19,7 +25,7 @@ use crate::transport::{Incoming, Stream};
 /// One connection task: its state and its two channels.
 pub(super) struct Connection {
     state: ConnState,
-    commands: mpsc::UnboundedReceiver<ConnCommand>,
+    commands: Arc<Mailbox>,
     inbox: mpsc::Sender<Input>,
 }
 
@@ -36,7 +42,7 @@ impl Connection {
         conn: ConnId,
         limits: DecodeLimits,
         max_pending: usize,
-        commands: mpsc::UnboundedReceiver<ConnCommand>,
+        commands: Arc<Mailbox>,
         inbox: mpsc::Sender<Input>,
     ) -> Self {
         Self {
@@ -62,18 +68,19 @@ impl Connection {
 
     /// The loop: `select!` on the cancel-safe `recv`, `write_vectored`/`flush` and `read_buf`.
     async fn drive(&mut self, mut reader: ReadHalf<Stream>, mut writer: WriteHalf<Stream>) {
+        // Only a closing connection lingers: its timer is boxed, so that every idle task
+        // does not carry one.
+        let mut linger: Option<Pin<Box<Sleep>>> = None;
         loop {
             let reading = self.state.reading();
             let closing = self.state.closing().map(Instant::from_std);
             let step = {
-                let mut slices = [IoSlice::new(&[]); MAX_SLICES];
-                let n = self.state.out.slices(&mut slices);
                 let writing = self.state.out.writing();
                 tokio::select! {
                     cmd = self.commands.recv(), if closing.is_none() => Step::Command(cmd),
-                    r = write_or_flush(&mut writer, &slices[..n]), if writing => Step::Wrote(r),
+                    r = write_or_flush(&mut writer, &self.state.out), if writing => Step::Wrote(r),
                     r = reader.read_buf(&mut self.state.rx), if reading => Step::Read(r),
-                    () = sleep_until(closing.unwrap_or_else(Instant::now)), if closing.is_some() => Step::Linger,
+                    () = expire(&mut linger, closing), if closing.is_some() => Step::Linger,
                 }
             };
             let done = match step {
@@ -81,7 +88,7 @@ impl Connection {
                     let now = Instant::now().into_std();
                     self.state.push(now, cmd);
                     // Take what else is queued, so that one write carries it all.
-                    while let Ok(cmd) = self.commands.try_recv() {
+                    while let Some(cmd) = self.commands.try_recv() {
                         self.state.push(now, cmd);
                     }
                     false
@@ -103,7 +110,8 @@ impl Connection {
                 break;
             }
             if let (true, Some(by)) = (self.state.closed(), self.state.closing()) {
-                let _ = tokio::time::timeout_at(Instant::from_std(by), writer.shutdown()).await;
+                let shutdown = tokio::time::timeout_at(Instant::from_std(by), writer.shutdown());
+                let _ = Box::pin(shutdown).await;
                 break;
             }
         }
@@ -128,21 +136,58 @@ impl Connection {
         true
     }
 
-    /// Sends to the router, waiting for room; `false` if the router is gone.
-    async fn report(&self, report: Report) -> bool {
-        self.inbox.send(Input::Report(report)).await.is_ok()
+    /// Sends to the router, waiting for room; `false` if the router is gone. Only the wait
+    /// for room is a future, and boxed: it is rare, and a packet held across an `.await`
+    /// would size every connection task for it.
+    fn report(&self, report: Report) -> Reported<'_> {
+        match self.inbox.try_send(Input::Report(report)) {
+            Ok(()) => Reported::Done(true),
+            Err(mpsc::error::TrySendError::Full(input)) => Reported::Waiting(Box::pin(
+                async move { self.inbox.send(input).await.is_ok() },
+            )),
+            Err(mpsc::error::TrySendError::Closed(_)) => Reported::Done(false),
+        }
     }
 }
 
-/// Writes `slices` (returns the count written), or with none, flushes (returns 0). Both are
-/// cancel safe: a lost race writes nothing, and an interrupted flush resumes on the next call.
+/// Writes the first chunks of `out` with one vectored write (returns the count written), or
+/// with none, flushes (returns 0). Both are cancel safe: a lost race writes nothing, and an
+/// interrupted flush resumes on the next call. The slices live only during each poll, not in
+/// the task: an idle connection does not carry them.
 async fn write_or_flush<W: AsyncWrite + Unpin>(
     writer: &mut W,
-    slices: &[IoSlice<'_>],
+    out: &WriteQueue,
 ) -> std::io::Result<usize> {
-    if slices.is_empty() {
-        writer.flush().await.map(|()| 0)
-    } else {
-        writer.write_vectored(slices).await
+    std::future::poll_fn(|cx| {
+        let mut slices = [IoSlice::new(&[]); MAX_SLICES];
+        match out.slices(&mut slices) {
+            0 => Pin::new(&mut *writer).poll_flush(cx).map_ok(|()| 0),
+            n => Pin::new(&mut *writer).poll_write_vectored(cx, &slices[..n]),
+        }
+    })
+    .await
+}
+
+/// Completes at `at`, with the timer made (boxed) on first use.
+async fn expire(timer: &mut Option<Pin<Box<Sleep>>>, at: Option<Instant>) {
+    let at = at.unwrap_or_else(Instant::now);
+    timer.get_or_insert_with(|| Box::pin(sleep_until(at))).await;
+}
+
+/// A report handed to the router: at once (the common case, no allocation), or boxed while
+/// the inbox is full.
+enum Reported<'a> {
+    Done(bool),
+    Waiting(Pin<Box<dyn Future<Output = bool> + Send + 'a>>),
+}
+
+impl Future for Reported<'_> {
+    type Output = bool;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<bool> {
+        match self.get_mut() {
+            Self::Done(sent) => std::task::Poll::Ready(*sent),
+            Self::Waiting(wait) => wait.as_mut().poll(cx),
+        }
     }
 }

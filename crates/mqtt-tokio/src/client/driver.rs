@@ -9,8 +9,7 @@
 use std::io;
 
 use bytes::BytesMut;
-use mqtt_adapter::broker::READ_CHUNK;
-use mqtt_adapter::client::{Command, DriverParts, Due, Error, Supervisor};
+use mqtt_adapter::client::{Command, DriverParts, Due, Error, Supervisor, READ_CHUNK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
