@@ -71,7 +71,11 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     let work = WorkDir::new()?;
     let mut report = Report::default();
 
-    let mut targets = vec![Target::Mqtt(mqtt.clone())];
+    // Every runtime adapter of our broker passes the same checks.
+    let mut targets: Vec<Target> = RUNTIMES
+        .iter()
+        .map(|&runtime| Target::Mqtt(mqtt.clone(), runtime))
+        .collect();
     if against_mosquitto {
         targets.push(Target::Mosquitto);
     }
@@ -102,6 +106,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
         }
     }
     cli_clients(&mut report, &mqtt, &work);
+    client_adapters(&mut report, release, &work);
     if report.failed == 0 {
         work.remove();
     } else {
@@ -160,14 +165,14 @@ fn preflight(against_mosquitto: bool) -> Result<()> {
 
 /// Builds `mqtt` and returns the path of the executable cargo reports.
 pub(crate) fn build(release: bool) -> Result<PathBuf> {
-    let mut cmd = cargo([
-        "build",
-        "-p",
-        "mqtt-cli",
-        "--bin",
-        "mqtt",
-        "--message-format=json-render-diagnostics",
-    ]);
+    build_target(release, &["-p", "mqtt-cli", "--bin", "mqtt"], "mqtt")
+}
+
+/// Builds what `select` names (`-p PACKAGE --bin|--example NAME`) and returns the path of the
+/// executable cargo reports for `name`.
+fn build_target(release: bool, select: &[&str], name: &str) -> Result<PathBuf> {
+    let mut cmd = cargo(["build", "--message-format=json-render-diagnostics"]);
+    cmd.args(select);
     if release {
         cmd.arg("--release");
     }
@@ -183,22 +188,25 @@ pub(crate) fn build(release: bool) -> Result<PathBuf> {
         let Ok(msg) = serde_json::from_str::<Value>(line) else {
             continue;
         };
-        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == "mqtt" {
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name {
             if let Some(exe) = msg["executable"].as_str() {
                 println!("==> built {exe}");
                 return Ok(PathBuf::from(exe));
             }
         }
     }
-    bail!("`{shown}` reported no `mqtt` executable")
+    bail!("`{shown}` reported no `{name}` executable")
 }
 
 // ---- brokers ----
 
+/// The `mqtt broker --runtime` values; the first is the default.
+const RUNTIMES: [&str; 3] = ["tokio", "smol", "blocking"];
+
 /// A broker to check against.
 enum Target {
-    /// Ours: the `mqtt` executable.
-    Mqtt(PathBuf),
+    /// Ours: the `mqtt` executable, with `--runtime`.
+    Mqtt(PathBuf, &'static str),
     /// The reference: Debian's Mosquitto, to show the checks are right.
     Mosquitto,
 }
@@ -206,7 +214,9 @@ enum Target {
 impl Target {
     fn name(&self) -> &'static str {
         match self {
-            Self::Mqtt(_) => "mqtt",
+            Self::Mqtt(_, "smol") => "mqtt-smol",
+            Self::Mqtt(_, "blocking") => "mqtt-blocking",
+            Self::Mqtt(..) => "mqtt",
             Self::Mosquitto => "mosquitto",
         }
     }
@@ -237,8 +247,17 @@ impl Broker {
         let port = free_port()?;
         let log = dir.join(format!("{}.log", target.name()));
         let (program, args) = match target {
-            Target::Mqtt(exe) => {
-                let args = ["broker", "--bind", "127.0.0.1", "-p", &port.to_string()];
+            Target::Mqtt(exe, runtime) => {
+                let port = port.to_string();
+                let args = [
+                    "broker",
+                    "--bind",
+                    "127.0.0.1",
+                    "-p",
+                    &port,
+                    "--runtime",
+                    runtime,
+                ];
                 let mut args = args.map(str::to_owned).to_vec();
                 match persist {
                     true => {
@@ -279,7 +298,7 @@ impl Broker {
         };
         // `mqtt broker` also says where it listens.
         let logged = match target {
-            Target::Mqtt(_) => Some(format!("listening on mqtt://127.0.0.1:{port}")),
+            Target::Mqtt(..) => Some(format!("listening on mqtt://127.0.0.1:{port}")),
             Target::Mosquitto => None,
         };
         let child = Self::spawn(&program, &args, &log)?;
@@ -1066,7 +1085,7 @@ fn cli_clients(report: &mut Report, mqtt: &Path, work: &WorkDir) {
             "mosquitto not found (looked in /usr/sbin and PATH): apt-get install mosquitto",
         );
     }
-    targets.push(Target::Mqtt(mqtt.to_owned()));
+    targets.push(Target::Mqtt(mqtt.to_owned(), RUNTIMES[0]));
     let run = std::process::id();
     for target in &targets {
         println!("\n[interop] mqtt pub / mqtt sub against {}", target.name());
@@ -1126,6 +1145,67 @@ fn cli_clients(report: &mut Report, mqtt: &Path, work: &WorkDir) {
             broker.print_log_tail(40);
         }
     }
+}
+
+/// The fourth part: each client adapter's runnable example (connect, subscribe at QoS 1,
+/// publish at QoS 1, receive it back, disconnect) against a real Mosquitto.
+fn client_adapters(report: &mut Report, release: bool, work: &WorkDir) {
+    if mosquitto_program().is_none() {
+        report.skip("[mosquitto] client adapter examples", "mosquitto not found");
+        return;
+    }
+    let dir = work.path.join("client-adapters");
+    let broker = report.check(
+        "[mosquitto] broker starts (for the client adapters)",
+        || {
+            fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            Broker::start_in(&Target::Mosquitto, &dir, false).map(|b| (b, String::new()))
+        },
+    );
+    let Some(mut broker) = broker else {
+        return;
+    };
+    for runtime in RUNTIMES {
+        let label = format!("[mosquitto] the mqtt-{runtime} client example: QoS 1 out and back");
+        report.check(&label, || {
+            let exe = build_example(release, &format!("mqtt-{runtime}"), "client", &dir)?;
+            let topic = format!("interop/{runtime}/{}", std::process::id());
+            let url = format!("mqtt://127.0.0.1:{}", broker.port);
+            let out = Command::new(&exe)
+                .args([url.as_str(), topic.as_str()])
+                .output()
+                .with_context(|| format!("cannot run {}", exe.display()))?;
+            let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+            ensure!(
+                out.status.success(),
+                "{} exited with {}: {stdout}{}",
+                exe.display(),
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let expected = format!("received on {topic}: hello from mqtt-{runtime}");
+            ensure!(stdout.contains(&expected), "no {expected:?} in {stdout:?}");
+            ensure!(
+                stdout.contains("disconnected"),
+                "no clean disconnect: {stdout:?}"
+            );
+            Ok(((), expected))
+        });
+    }
+    report.check(
+        "[mosquitto] broker still running, exits 0 on SIGTERM",
+        || broker.stop().map(|()| ((), String::new())),
+    );
+}
+
+/// Builds `example` of `package` and copies it into `dir` under a name of its own (every
+/// adapter's example is called `client`, and they would overwrite each other).
+fn build_example(release: bool, package: &str, example: &str, dir: &Path) -> Result<PathBuf> {
+    let built = build_target(release, &["-p", package, "--example", example], example)?;
+    let copy = dir.join(format!("{package}-{example}"));
+    fs::copy(&built, &copy)
+        .with_context(|| format!("cannot copy {} to {}", built.display(), copy.display()))?;
+    Ok(copy)
 }
 
 /// `-F` with each of `%t %q %r %p` on its own: a retained QoS 2 message (granted 2), then a

@@ -100,20 +100,6 @@ fn unreadable_config_file_is_refused() {
     assert!(stderr.contains("/nonexistent/mqtt.toml"), "{stderr}");
 }
 
-#[test]
-fn planned_runtimes_are_refused_clearly() {
-    let out = mqtt()
-        .args(["broker", "-p", "0", "--runtime", "blocking"])
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains("blocking") && stderr.contains("not built yet"),
-        "{stderr}"
-    );
-}
-
 /// A running `mqtt broker`, killed on drop.
 struct Broker {
     child: Child,

@@ -60,7 +60,7 @@ pub enum Runtime {
     Tokio,
     /// mqtt-smol: smol's executor
     Smol,
-    /// mqtt-blocking: std::net and threads (planned)
+    /// mqtt-blocking: std::net and threads (two per connection)
     Blocking,
 }
 
@@ -189,9 +189,7 @@ pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
     match args.runtime {
         Runtime::Tokio => run_tokio(settings)?,
         Runtime::Smol => run_smol(settings)?,
-        Runtime::Blocking => {
-            bail!("--runtime blocking: that adapter is not built yet; use `tokio` or `smol`")
-        }
+        Runtime::Blocking => run_blocking(settings)?,
     }
     info!("bye");
     Ok(())
@@ -234,6 +232,24 @@ fn run_smol(settings: Settings) -> anyhow::Result<()> {
                 info!("stop signal received");
             })
             .await
+    })?;
+    Ok(())
+}
+
+fn run_blocking(settings: Settings) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .context("cannot watch for Ctrl-C and SIGTERM")?;
+    let mut server = mqtt_blocking::broker::Server::new(settings.config).listen_tcp(settings.tcp);
+    if let Some((addr, tls)) = settings.tls {
+        server = server.listen_tls(addr, tls);
+    }
+    if let Some(store) = settings.store {
+        server = server.persist(store);
+    }
+    server.run_until(|| {
+        signals.forever().next();
+        info!("stop signal received");
     })?;
     Ok(())
 }

@@ -14,16 +14,16 @@
 use crate::{BrokerAdapter, ClientAdapter};
 
 mod async_client;
+pub mod blocking;
 pub mod smol;
 pub mod tokio;
-// Slot: `pub mod blocking;` (src/adapters/blocking.rs, wrapping mqtt_blocking).
 
 /// Every broker adapter.
 pub fn brokers() -> Vec<Box<dyn BrokerAdapter>> {
     vec![
         Box::new(tokio::TokioBroker),
         Box::new(smol::SmolBroker),
-        // Slot: Box::new(blocking::BlockingBroker),
+        Box::new(blocking::BlockingBroker),
     ]
 }
 
@@ -32,6 +32,6 @@ pub fn clients() -> Vec<Box<dyn ClientAdapter>> {
     vec![
         Box::new(tokio::TokioClient),
         Box::new(smol::SmolClient),
-        // Slot: Box::new(blocking::BlockingClient),
+        Box::new(blocking::BlockingClient),
     ]
 }
