@@ -211,6 +211,26 @@ fn show(key: &[u8]) -> String {
 /// Applies `ops` in order inside `txn`, with the semantics of [`StoredState::apply`]:
 /// deliveries and QoS 2 ids of a session that is not stored are ignored, and deleting a
 /// session deletes its deliveries and QoS 2 ids.
+/// Which delivery operations of a group a later one on the same delivery makes moot: the
+/// state of a delivery is its last operation's (a message queued, then sent, then acknowledged
+/// within one group is one delete, not two inserts and a delete). Session operations are kept
+/// in place: a delivery is stored only while its session is.
+fn superseded_deliveries(ops: &[&StoreOp]) -> Vec<bool> {
+    let mut superseded = vec![false; ops.len()];
+    let mut last: std::collections::HashMap<(&str, u64), usize> = std::collections::HashMap::new();
+    for (i, op) in ops.iter().enumerate() {
+        let k = match op {
+            StoreOp::PutDelivery { client_id, seq, .. }
+            | StoreOp::DeleteDelivery { client_id, seq } => (&**client_id, *seq),
+            _ => continue,
+        };
+        if let Some(before) = last.insert(k, i) {
+            superseded[before] = true;
+        }
+    }
+    superseded
+}
+
 pub(crate) fn apply<'a>(
     txn: &WriteTransaction,
     ops: impl IntoIterator<Item = &'a StoreOp>,
@@ -220,7 +240,12 @@ pub(crate) fn apply<'a>(
     let mut deliveries = txn.open_table(DELIVERIES)?;
     let mut qos2 = txn.open_table(INCOMING_QOS2)?;
     let mut retained = txn.open_table(RETAINED)?;
-    for op in ops {
+    let ops: Vec<&StoreOp> = ops.into_iter().collect();
+    let superseded = superseded_deliveries(&ops);
+    for (i, op) in ops.into_iter().enumerate() {
+        if superseded.get(i).copied().unwrap_or(false) {
+            continue;
+        }
         match op {
             StoreOp::PutSession { client_id, session } => {
                 let record = format::encode_session(session, clock);
