@@ -1,11 +1,12 @@
 //! The router: the one owner of the sans-IO broker, fed by every connection and a timer, and
 //! the writer handle of each connection its output goes to.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use mqtt_core::broker::{AuthDecision, Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo};
+use mqtt_core::broker::{
+    AuthDecision, Broker, BrokerConfig, BrokerEvent, ConnId, ConnMap, PeerInfo,
+};
 use mqtt_core::codec::DecodeError;
 use mqtt_core::Packet;
 use mqtt_store::{Store, StoreAnswer, StoreError, StoreHandle, StoreOptions};
@@ -42,7 +43,7 @@ pub trait ConnSink {
 #[derive(Debug)]
 pub struct Router<S> {
     broker: Broker,
-    conns: HashMap<ConnId, S>,
+    conns: ConnMap<S>,
     store: Option<StoreHandle>,
 }
 
@@ -52,7 +53,7 @@ impl<S: ConnSink> Router<S> {
     pub fn new(broker: Broker) -> Self {
         Self {
             broker,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             store: None,
         }
     }
@@ -80,7 +81,7 @@ impl<S: ConnSink> Router<S> {
         let broker = Broker::recover(config, state, now);
         Ok(Self {
             broker,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             store: Some(store.start(answer)),
         })
     }

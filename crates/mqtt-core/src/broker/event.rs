@@ -25,6 +25,34 @@ impl fmt::Display for ConnId {
     }
 }
 
+/// A map keyed by [`ConnId`], hashed with one multiplication instead of SipHash: the ids are
+/// the broker's own counter, never a peer's choice, so there is nothing to flood. Looked up for
+/// every packet and every transmit.
+pub type ConnMap<V> = std::collections::HashMap<ConnId, V, BuildConnHasher>;
+
+/// Builds [`ConnHasher`]s.
+pub type BuildConnHasher = core::hash::BuildHasherDefault<ConnHasher>;
+
+/// Fibonacci hashing of a [`ConnId`]'s number (other input is folded in byte by byte).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ConnHasher(u64);
+
+impl core::hash::Hasher for ConnHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (self.0 ^ n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 /// What the adapter knows about a new connection.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerInfo {

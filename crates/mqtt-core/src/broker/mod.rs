@@ -58,7 +58,10 @@ use bytes::BytesMut;
 use bytestring::ByteString;
 
 pub use config::{BrokerConfig, Limits, QueueFullPolicy};
-pub use event::{AuthDecision, AuthRequest, BrokerEvent, CloseReason, ConnId, PeerInfo, Transmit};
+pub use event::{
+    AuthDecision, AuthRequest, BrokerEvent, BuildConnHasher, CloseReason, ConnHasher, ConnId,
+    ConnMap, PeerInfo, Transmit,
+};
 
 use crate::codec::{self, DecodeError, DecodeLimits};
 use crate::packet::*;
@@ -113,7 +116,7 @@ pub struct Broker {
     config: BrokerConfig,
     decode_limits: DecodeLimits,
     next_conn: u64,
-    conns: HashMap<ConnId, Connection>,
+    conns: ConnMap<Connection>,
     sessions: HashMap<ByteString, Session>,
     subs: Subscriptions,
     retained: Retained<Message>,
@@ -149,7 +152,7 @@ impl Broker {
             retained: Retained::new(config.limits.max_retained_messages),
             config,
             next_conn: 0,
-            conns: HashMap::new(),
+            conns: ConnMap::default(),
             sessions: HashMap::new(),
             subs: Subscriptions::new(),
             timers: TimerQueue::new(),

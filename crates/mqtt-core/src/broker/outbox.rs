@@ -7,7 +7,7 @@
 //! held until [`Outbox::stored`] reports their ticket durable. Once a connection has a
 //! transmit held, its later transmits wait behind it: each connection's bytes stay in order.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 
 use super::event::{ConnId, Transmit};
 use super::store::{StoreOp, StoreTicket};
@@ -35,7 +35,7 @@ struct Held {
 pub(crate) struct Outbox {
     ready: VecDeque<Transmit>,
     held: VecDeque<Held>,
-    held_per_conn: HashMap<ConnId, usize>,
+    held_per_conn: super::event::ConnMap<usize>,
     /// Operations of the batch being built.
     pub(crate) ops: Vec<StoreOp>,
     /// Operations will be added when the batch closes (sessions marked changed).
