@@ -44,6 +44,7 @@ use mqtt_core::{Publish, ReasonCode};
 
 pub use command::{Command, Reply};
 pub use handle::{channels, Client, DriverParts, Events, Runtime};
+pub use mqtt_store::ClientStoreOptions;
 pub use supervisor::{Due, Interest, Supervisor, READ_CHUNK};
 
 /// How to connect: the server's URL, the protocol options, TLS, and the adapter's own bounds.
@@ -69,6 +70,11 @@ pub struct ConnectOptions {
     pub connect_timeout: Duration,
     /// How long a graceful disconnect waits for messages in flight (default 5 s).
     pub drain_timeout: Duration,
+    /// A durable store for the session (default none): the client starts from what it kept
+    /// ([`mqtt_core::client::Client::recover`]), turns `client.persistence` on, and a
+    /// persistent session's messages survive a restart of the process. Opening it is part
+    /// of the first connection: a failure is `connect`'s [`Error::Store`].
+    pub store: Option<ClientStoreOptions>,
 }
 
 impl ConnectOptions {
@@ -83,6 +89,7 @@ impl ConnectOptions {
             reconnect: true,
             connect_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(5),
+            store: None,
         }
     }
 }
@@ -181,4 +188,7 @@ pub enum Error {
     /// The core refused a connect, auth or disconnect command.
     #[error(transparent)]
     Command(#[from] CommandError),
+    /// The session's store could not be opened.
+    #[error(transparent)]
+    Store(#[from] mqtt_store::StoreError),
 }

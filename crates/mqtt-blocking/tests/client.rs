@@ -585,3 +585,48 @@ fn against_rumqttd_v5() {
     let url = rumqttd_url(ProtocolVersion::V5);
     qos_flows(&url, "rumqttd-v5", ProtocolVersion::V5, false);
 }
+
+/// A client with a session store: each QoS 1/2 message waits for its record to be durable
+/// before it goes out, so publishing completes only if the store's answers reach the driver;
+/// a second process on the same store resumes the session.
+#[test]
+fn a_client_with_a_session_store_publishes_and_resumes() {
+    let server = start();
+    let url = url(server.tcp_addr().unwrap());
+    let dir = std::env::temp_dir().join(format!("blocking-client-store-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (subscriber, mut inbox) = connect(options(&url, "store-sub", ProtocolVersion::V5));
+    subscribe(&subscriber, "store/#", QoS::ExactlyOnce);
+    let mut o = persistent(&url, "store-pub", ProtocolVersion::V5);
+    o.client.persistence = true;
+    o.store = Some(mqtt_store::ClientStoreOptions::new(&dir));
+    let (publisher, events) = connect(o.clone());
+    for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        let code = publisher.publish(msg("store/t", "kept", qos)).unwrap();
+        assert_eq!(code, ReasonCode::Success);
+        assert_eq!(message(&mut inbox).payload, "kept".as_bytes());
+    }
+    publisher.disconnect().unwrap();
+    drop(events);
+    // The next process: the writer of the last one may still hold the file for a moment.
+    let deadline = std::time::Instant::now() + WAIT;
+    let (publisher, mut events) = loop {
+        match Client::connect(o.clone()) {
+            Ok(pair) => break pair,
+            Err(e) if std::time::Instant::now() < deadline => {
+                eprintln!("store not yet free: {e}");
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
+    assert!(matches!(
+        next(&mut events),
+        Event::Connected {
+            session_present: true
+        }
+    ));
+    publisher.disconnect().unwrap();
+    subscriber.disconnect().unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

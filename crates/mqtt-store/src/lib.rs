@@ -1,4 +1,5 @@
-//! The durable store of an `mqtt-core` broker on disk, shared by every runtime adapter.
+//! The durable store of an `mqtt-core` broker on disk, shared by every runtime adapter; and
+//! of a client's session ([`ClientStore`]), the same way.
 //!
 //! With [`BrokerConfig::persistence`](mqtt_core::broker::BrokerConfig::persistence) on, the
 //! broker emits, after each input, one numbered batch of
@@ -121,6 +122,8 @@
 //! - `db.rs`: the tables, open and load, and the operations applied to a transaction.
 //! - `format.rs`: the versioned binary records and the `Instant` <-> wall-clock conversion.
 //! - `error.rs`: [`StoreError`].
+//! - `client.rs`: a client's store ([`ClientStore`]): its own file and tables, the same
+//!   writer thread over the client's operations.
 //!
 //! # The file
 //!
@@ -135,6 +138,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod client;
 mod db;
 mod error;
 mod format;
@@ -146,6 +150,7 @@ use std::time::{Duration, Instant, SystemTime};
 use mqtt_core::broker::store::{StoreTicket, StoredState};
 use redb::Database;
 
+pub use client::{ClientStore, ClientStoreHandle, ClientStoreOptions, CLIENT_FILE_NAME};
 pub use error::StoreError;
 pub use writer::{StoreHandle, StoreStats};
 
@@ -281,7 +286,11 @@ impl Store {
             clock,
             durability,
         } = self;
-        match StoreHandle::spawn(db, path, clock, durability, Box::new(answer)) {
+        let apply: writer::Apply<mqtt_core::broker::store::StoreOp> =
+            Box::new(move |txn, group| {
+                db::apply(txn, group.iter().flat_map(|(_, ops)| ops), clock)
+            });
+        match StoreHandle::spawn(db, path, apply, durability, Box::new(answer)) {
             Ok(handle) => handle,
             // invariant: only when the OS refuses a thread, where std's spawn panics too.
             Err(e) => panic!("{e}"),

@@ -1,5 +1,7 @@
 //! The writer thread: group commit, the two durability modes, and recovery from write
-//! failures.
+//! failures. Generic over the operations it applies: the broker's [`StoreOp`]s, or a
+//! client's ([`ClientStoreOp`](mqtt_core::client::store::ClientStoreOp)); how a group of
+//! batches is written in a transaction is the [`Apply`] it is started with.
 
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -9,12 +11,15 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use mqtt_core::broker::store::{StoreOp, StoreTicket};
-use redb::Database;
+use redb::{Database, WriteTransaction};
 
 use crate::db;
 use crate::error::StoreError;
-use crate::format::Clock;
 use crate::{Durability, StoreAnswer};
+
+/// Writes every batch of a group, in order, inside one transaction.
+pub(crate) type Apply<O> =
+    Box<dyn FnMut(&WriteTransaction, &[(StoreTicket, Vec<O>)]) -> Result<(), redb::Error> + Send>;
 
 /// The most batches one transaction takes: under a constant stream of batches the writer
 /// still commits, and answers, regularly.
@@ -23,8 +28,8 @@ const MAX_GROUP: usize = 4096;
 /// How long [`StoreHandle::close`] waits for the writer to write what is queued.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) enum Msg {
-    Batch(StoreTicket, Vec<StoreOp>),
+pub(crate) enum Msg<O> {
+    Batch(StoreTicket, Vec<O>),
     Close,
 }
 
@@ -63,24 +68,26 @@ impl Counters {
 }
 
 /// The running store: submit batches, then close it. Answers come through the callback
-/// given to [`Store::start`](crate::Store::start).
+/// given to [`Store::start`](crate::Store::start) (or
+/// [`ClientStore::start`](crate::ClientStore::start): a client's store is a
+/// `StoreHandle<ClientStoreOp>`).
 ///
 /// Dropping it without [`StoreHandle::close`] still makes the writer write what is queued and
 /// stop, but nobody waits for it.
 #[derive(Debug)]
-pub struct StoreHandle {
-    tx: Sender<Msg>,
+pub struct StoreHandle<O = StoreOp> {
+    tx: Sender<Msg<O>>,
     done: Receiver<()>,
     thread: Option<JoinHandle<Result<(), StoreError>>>,
     counters: Arc<Counters>,
     path: PathBuf,
 }
 
-impl StoreHandle {
+impl<O: Send + 'static> StoreHandle<O> {
     pub(crate) fn spawn(
         db: Database,
         path: PathBuf,
-        clock: Clock,
+        apply: Apply<O>,
         durability: Durability,
         answer: Box<dyn FnMut(StoreAnswer) + Send>,
     ) -> Result<Self, StoreError> {
@@ -90,7 +97,7 @@ impl StoreHandle {
         let mut writer = Writer {
             db: Some(db),
             path: path.clone(),
-            clock,
+            apply,
             answer,
             counters: counters.clone(),
         };
@@ -123,7 +130,7 @@ impl StoreHandle {
     ///
     /// The answer ([`StoreAnswer::Durable`] for this ticket or a later one, or
     /// [`StoreAnswer::Failed`]) comes from the writer thread.
-    pub fn submit(&self, ticket: StoreTicket, ops: Vec<StoreOp>) {
+    pub fn submit(&self, ticket: StoreTicket, ops: Vec<O>) {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
         if self.tx.send(Msg::Batch(ticket, ops)).is_err() {
             // Only after the writer panicked: `close` reports it.
@@ -159,7 +166,7 @@ impl StoreHandle {
     }
 }
 
-impl Drop for StoreHandle {
+impl<O> Drop for StoreHandle<O> {
     fn drop(&mut self) {
         if self.thread.is_some() {
             let _ = self.tx.send(Msg::Close);
@@ -167,19 +174,19 @@ impl Drop for StoreHandle {
     }
 }
 
-struct Writer {
+struct Writer<O> {
     /// `None` after a failure, until it is opened again.
     db: Option<Database>,
     path: PathBuf,
-    clock: Clock,
+    apply: Apply<O>,
     answer: Box<dyn FnMut(StoreAnswer) + Send>,
     counters: Arc<Counters>,
 }
 
-impl Writer {
+impl<O> Writer<O> {
     /// [`Durability::Sync`]: one transaction per group of queued batches, synced, then the
     /// answer for the whole group.
-    fn run_sync(&mut self, rx: &Receiver<Msg>) -> Result<(), StoreError> {
+    fn run_sync(&mut self, rx: &Receiver<Msg<O>>) -> Result<(), StoreError> {
         loop {
             let Ok(first) = rx.recv() else {
                 return self.finish(false);
@@ -199,7 +206,11 @@ impl Writer {
 
     /// [`Durability::Periodic`]: answer on receipt, commit without syncing, sync at least
     /// every `interval` after the first unsynced commit.
-    fn run_periodic(&mut self, rx: &Receiver<Msg>, interval: Duration) -> Result<(), StoreError> {
+    fn run_periodic(
+        &mut self,
+        rx: &Receiver<Msg<O>>,
+        interval: Duration,
+    ) -> Result<(), StoreError> {
         // When the oldest commit not yet synced was made.
         let mut unsynced: Option<Instant> = None;
         loop {
@@ -256,7 +267,7 @@ impl Writer {
     /// Applies every batch of `group` in one transaction with `durability`.
     fn commit(
         &mut self,
-        group: &[(StoreTicket, Vec<StoreOp>)],
+        group: &[(StoreTicket, Vec<O>)],
         durability: redb::Durability,
     ) -> Result<(), String> {
         let result = self.try_commit(group, durability);
@@ -270,7 +281,7 @@ impl Writer {
 
     fn try_commit(
         &mut self,
-        group: &[(StoreTicket, Vec<StoreOp>)],
+        group: &[(StoreTicket, Vec<O>)],
         durability: redb::Durability,
     ) -> Result<(), String> {
         if self.db.is_none() {
@@ -283,7 +294,7 @@ impl Writer {
         let mut txn = database.begin_write().map_err(|e| storage(e.into()))?;
         txn.set_durability(durability)
             .map_err(|e| storage(e.into()))?;
-        db::apply(&txn, group.iter().flat_map(|(_, ops)| ops), self.clock).map_err(storage)?;
+        (self.apply)(&txn, group).map_err(storage)?;
         txn.commit().map_err(|e| storage(e.into()))?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         if matches!(durability, redb::Durability::Immediate) {
@@ -308,7 +319,7 @@ impl Writer {
         }
     }
 
-    fn failed(&mut self, group: &[(StoreTicket, Vec<StoreOp>)], error: &str) {
+    fn failed(&mut self, group: &[(StoreTicket, Vec<O>)], error: &str) {
         self.counters
             .failed_batches
             .fetch_add(group.len() as u64, Ordering::Relaxed);
@@ -339,7 +350,7 @@ impl Writer {
 
 /// `first` and every batch already queued behind it (at most [`MAX_GROUP`]); whether a
 /// close request came.
-fn gather(first: Msg, rx: &Receiver<Msg>) -> (Vec<(StoreTicket, Vec<StoreOp>)>, bool) {
+fn gather<O>(first: Msg<O>, rx: &Receiver<Msg<O>>) -> (Vec<(StoreTicket, Vec<O>)>, bool) {
     let mut group = Vec::new();
     let Msg::Batch(ticket, ops) = first else {
         return (group, true);

@@ -28,6 +28,7 @@ use tracing::{debug, warn};
 
 use super::{Command, ConnectOptions, Error, Event, Reply};
 use crate::endpoint::Endpoint;
+use mqtt_store::{ClientStore, ClientStoreHandle, StoreAnswer};
 
 /// Room kept free in a client's read buffer before each read.
 pub const READ_CHUNK: usize = 8 * 1024;
@@ -114,6 +115,10 @@ pub struct Supervisor {
     closing: Option<Closing>,
     /// No reconnection: the driver ends once the transport is closed.
     stop: bool,
+    /// The session's store, if the options gave one: `ClientEvent::Store` batches go to it.
+    store: Option<ClientStoreHandle>,
+    /// Its answers, until the driver takes them ([`Supervisor::take_store_answers`]).
+    store_answers: Option<mpsc::UnboundedReceiver<StoreAnswer>>,
 }
 
 impl Supervisor {
@@ -126,8 +131,9 @@ impl Supervisor {
         ready: Reply<()>,
     ) -> Self {
         let now = Instant::now();
-        Self {
-            core: Core::new(options.client),
+        let (core, store, store_answers, store_error) = open_store(&options, now);
+        let mut sup = Self {
+            core,
             endpoint,
             reconnect: options.reconnect,
             connect_timeout: options.connect_timeout,
@@ -147,6 +153,30 @@ impl Supervisor {
             requests: HashMap::new(),
             closing: None,
             stop: false,
+            store,
+            store_answers,
+        };
+        if let Some(e) = store_error {
+            sup.fail_first(now, e);
+        }
+        sup
+    }
+
+    /// The store's answers: the driver waits on them with the rest and hands each to
+    /// [`Supervisor::stored`]. `None` without a store, or once taken.
+    pub fn take_store_answers(&mut self) -> Option<mpsc::UnboundedReceiver<StoreAnswer>> {
+        self.store_answers.take()
+    }
+
+    /// The store's answer about a batch.
+    pub fn stored(&mut self, now: Instant, answer: StoreAnswer) {
+        match answer {
+            StoreAnswer::Durable(ticket) => self.core.handle_stored(now, ticket),
+            StoreAnswer::Failed { ticket, error } => {
+                warn!(%error, "the session store could not write: it is written again");
+                self.core.handle_store_failed(now, ticket);
+            }
+            other => warn!(answer = ?other, "unknown answer of the store"),
         }
     }
 
@@ -407,6 +437,10 @@ impl Supervisor {
                     will_reconnect,
                 });
             }
+            ClientEvent::Store { ticket, ops } => match &self.store {
+                Some(store) => store.submit(ticket, ops),
+                None => self.core.handle_stored(now, ticket),
+            },
             other => debug!(event = ?other, "client event not handled"),
         }
     }
@@ -549,5 +583,39 @@ impl Supervisor {
                 Err(TrySendError::Closed(_)) => return self.outbox.clear(),
             }
         }
+    }
+}
+
+/// The core, from the store of `options` if it has one (and that store's writer and
+/// answers), or the error opening it.
+#[allow(clippy::type_complexity)]
+fn open_store(
+    options: &ConnectOptions,
+    now: Instant,
+) -> (
+    Core,
+    Option<ClientStoreHandle>,
+    Option<mpsc::UnboundedReceiver<StoreAnswer>>,
+    Option<Error>,
+) {
+    let Some(store_options) = &options.store else {
+        return (Core::new(options.client.clone()), None, None, None);
+    };
+    let mut client = options.client.clone();
+    client.persistence = true;
+    match ClientStore::open(store_options, client.client_id.clone(), now) {
+        Ok((store, state)) => {
+            let (tx, rx) = mpsc::unbounded_channel();
+            let handle = store.start(move |answer| {
+                let _ = tx.send(answer);
+            });
+            (
+                Core::recover(client, state, now),
+                Some(handle),
+                Some(rx),
+                None,
+            )
+        }
+        Err(e) => (Core::new(client), None, None, Some(e.into())),
     }
 }

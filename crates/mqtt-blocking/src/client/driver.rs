@@ -29,6 +29,8 @@ pub(super) enum Input {
     Read { link: u64, read: io::Result<Bytes> },
     /// A handle sent a command, made room for events, or was dropped.
     Nudge,
+    /// The session store's answer about a batch.
+    Stored(mqtt_store::StoreAnswer),
 }
 
 /// An open transport and its reader thread's credits.
@@ -59,11 +61,29 @@ pub(super) struct Driver {
 
 impl Driver {
     pub(super) fn new(
-        sup: Supervisor,
+        mut sup: Supervisor,
         commands: mpsc::Receiver<Command>,
         inbox: Receiver<Input>,
         inbox_tx: Sender<Input>,
     ) -> Self {
+        // The session store answers on a channel of its own: a thread moves each answer into
+        // the one channel this driver waits on. It ends when the store is dropped.
+        if let Some(mut answers) = sup.take_store_answers() {
+            let inbox = inbox_tx.clone();
+            let forward = move || {
+                while let Some(answer) = answers.blocking_recv() {
+                    if inbox.send(Input::Stored(answer)).is_err() {
+                        return;
+                    }
+                }
+            };
+            if let Err(e) = std::thread::Builder::new()
+                .name("mqtt-client-store".into())
+                .spawn(forward)
+            {
+                tracing::warn!(error = %e, "cannot start the session store's answer thread");
+            }
+        }
         Self {
             sup,
             commands,
@@ -139,6 +159,7 @@ impl Driver {
             };
             match input {
                 Ok(Input::Read { link, read }) => self.read(link, read),
+                Ok(Input::Stored(answer)) => self.sup.stored(Instant::now(), answer),
                 Ok(Input::Nudge) | Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }

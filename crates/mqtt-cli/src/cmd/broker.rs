@@ -196,7 +196,14 @@ pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
 }
 
 fn run_tokio(settings: Settings) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_multi_thread()
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("MQTT_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        builder.worker_threads(n);
+    }
+    let rt = builder
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;

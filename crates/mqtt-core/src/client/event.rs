@@ -5,6 +5,7 @@ use core::fmt;
 
 use bytestring::ByteString;
 
+use super::store::{ClientStoreOp, StoreTicket};
 use crate::packet::{AuthProperties, ConnAck, Publish, ReasonCode};
 
 /// Names one message given to [`super::Client::publish`]; its completion is reported as
@@ -108,6 +109,17 @@ pub enum ClientEvent {
         reason_code: ReasonCode,
         /// Authentication method and data.
         properties: AuthProperties,
+    },
+    /// Store operations to make durable, in order, as one batch (only with
+    /// [`super::ClientOptions::persistence`] and a persistent session). Answer with
+    /// [`super::Client::handle_stored`] once it is durable, or
+    /// [`super::Client::handle_store_failed`]; what promises durability waits until then.
+    /// This event never waits behind others.
+    Store {
+        /// The batch's number: batches are made durable in this order.
+        ticket: StoreTicket,
+        /// The operations.
+        ops: Vec<ClientStoreOp>,
     },
     /// The connection is over. Write what [`super::Client::poll_transmit`] still gives (a
     /// DISCONNECT at most), then close the transport. The session stays for a reconnect.

@@ -12,6 +12,9 @@
 //! - [`Client::handle_disconnect`]: the transport closed;
 //! - commands: [`Client::publish`], [`Client::subscribe`], [`Client::unsubscribe`],
 //!   [`Client::ack`], [`Client::auth`], [`Client::disconnect`].
+//! - [`Client::handle_stored`] / [`Client::handle_store_failed`]: the answer about a
+//!   [`ClientEvent::Store`] batch, with [`ClientOptions::persistence`] (see [`store`]; a
+//!   restarted process starts from [`Client::recover`]).
 //!
 //! After **every** input, drain [`Client::poll_transmit`] (bytes to write) and
 //! [`Client::poll_event`] until both are empty, then sleep until [`Client::poll_timeout`] or
@@ -77,9 +80,10 @@ mod error;
 mod event;
 mod flow;
 mod options;
+mod persist;
 mod session;
+pub mod store;
 
-use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -93,7 +97,9 @@ use crate::codec::{self, EncodeError};
 use crate::packet::*;
 use crate::topic::{TopicFilter, TopicName};
 use flow::Flow;
+use persist::{EventQueue, Persist};
 use session::{InFlight, OutState, PendingAck, Queued, Request, Session};
+use store::{ClientStoreOp, StoredFlow};
 
 /// A message to publish: what [`Client::publish`] takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -181,11 +187,14 @@ pub struct Client {
     clean_start_sent: bool,
     /// Encoded packets not yet handed to `poll_transmit`.
     out: BytesMut,
-    /// QoS 0 messages encoded in `out`: complete once handed out.
-    unwritten_qos0: Vec<PublishId>,
+    /// QoS 0 messages encoded in `out`, with the offset their bytes end at: complete once
+    /// handed out.
+    unwritten_qos0: Vec<(usize, PublishId)>,
     /// Room to measure packets in.
     scratch: BytesMut,
-    events: VecDeque<ClientEvent>,
+    events: EventQueue,
+    /// Store operations, and the output that waits for them.
+    persist: Persist,
     next_publish: u64,
     next_request: u64,
     next_token: u64,
@@ -196,6 +205,7 @@ impl Client {
     pub fn new(options: ClientOptions) -> Self {
         Self {
             flow: Flow::new(&options),
+            persist: Persist::new(&options),
             client_id: options.client_id.clone(),
             options,
             state: State::Disconnected,
@@ -206,7 +216,7 @@ impl Client {
             out: BytesMut::new(),
             unwritten_qos0: Vec::new(),
             scratch: BytesMut::new(),
-            events: VecDeque::new(),
+            events: EventQueue::default(),
             next_publish: 0,
             next_request: 0,
             next_token: 0,
@@ -274,8 +284,7 @@ impl Client {
             password: self.options.password.clone(),
             properties: self.options.connect_properties.clone(),
         };
-        self.out.clear();
-        self.fail_unwritten_qos0();
+        self.clear_out();
         codec::encode(&Packet::Connect(Box::new(connect)), version, &mut self.out)?;
         self.clean_start_sent = clean_start;
         self.flow.reset_connection();
@@ -363,8 +372,7 @@ impl Client {
     pub fn handle_disconnect(&mut self, now: Instant) {
         let _ = now;
         if self.state == State::Disconnected {
-            self.out.clear();
-            self.fail_unwritten_qos0();
+            self.clear_out();
             return;
         }
         self.close(DisconnectReason::TransportClosed, None);
@@ -425,6 +433,8 @@ impl Client {
         }
         self.next_publish += 1;
         let id = PublishId(self.next_publish);
+        // Stored from the moment it is accepted: a restart sends it still.
+        self.store_outgoing(id, &publish, None);
         self.session.queue.push_back(Queued { id, publish });
         self.pump(now);
         Ok(id)
@@ -606,22 +616,36 @@ impl Client {
 
     /// Appends the bytes to write to `buf` and returns how many; 0 when there are none.
     /// `now` is when they are written: sending resets the keep alive.
+    ///
+    /// With persistence, bytes that promise durability (and those behind them) are given
+    /// only once [`Client::handle_stored`] says what they promise is durable.
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut BytesMut) -> usize {
-        let n = self.out.len();
+        self.close_batch();
+        let n = self.persist.releasable(self.out.len());
         if n == 0 {
             return 0;
         }
-        if buf.is_empty() {
+        if n == self.out.len() && buf.is_empty() {
             // Hand over the whole buffer rather than copy it.
             core::mem::swap(buf, &mut self.out);
         } else {
-            buf.extend_from_slice(&self.out);
-            self.out.clear();
+            buf.extend_from_slice(&self.out.split_to(n));
         }
+        self.persist.taken(n);
         if let Some(link) = &mut self.link {
             link.last_sent = now;
         }
-        for id in self.unwritten_qos0.drain(..) {
+        let mut written = Vec::new();
+        self.unwritten_qos0.retain_mut(|(end, id)| {
+            if *end <= n {
+                written.push(*id);
+                false
+            } else {
+                *end -= n;
+                true
+            }
+        });
+        for id in written {
             self.events.push_back(ClientEvent::Published {
                 id,
                 reason_code: ReasonCode::Success,
@@ -630,8 +654,11 @@ impl Client {
         n
     }
 
-    /// The next event for the application.
+    /// The next event for the application. [`ClientEvent::Store`] comes first, never held;
+    /// with persistence, the message of a received QoS 2 PUBLISH (and the events behind it)
+    /// waits for its packet id to be durable.
     pub fn poll_event(&mut self) -> Option<ClientEvent> {
+        self.close_batch();
         self.events.pop_front()
     }
 
@@ -679,7 +706,7 @@ impl Client {
     fn on_connack(&mut self, now: Instant, ack: ConnAck) {
         if ack.reason_code.is_error() {
             // [MQTT-3.2.2-7] the server closes after a refusal; so does the client.
-            self.out.clear();
+            self.clear_out();
             self.state = State::Disconnected;
             self.link = None;
             self.events.push_back(ClientEvent::ConnectionRefused {
@@ -711,6 +738,7 @@ impl Client {
         self.flow.apply_connack(props);
         self.state = State::Connected;
         self.had_session = true;
+        self.store_session();
         let session_present = ack.session_present;
         self.events.push_back(ClientEvent::Connected {
             session_present,
@@ -720,6 +748,7 @@ impl Client {
             self.resume();
         } else {
             // [MQTT-3.2.2-5] the server has no session: neither does the client.
+            self.store_discard();
             for id in self.session.discard() {
                 self.events.push_back(ClientEvent::Published {
                     id,
@@ -765,6 +794,9 @@ impl Client {
                 resend.push(Packet::Publish(p));
             }
         }
+        if !resend.is_empty() {
+            self.hold();
+        }
         for packet in &resend {
             self.send(packet);
         }
@@ -786,6 +818,8 @@ impl Client {
             // [MQTT-4.3.3-10] not delivered twice; PUBREC again unless the application still
             // holds it.
             if !self.session.ack_pending_for(packet_id) {
+                // Its id may not be durable yet.
+                self.hold();
                 self.send(&Packet::PubRec(Ack::new(packet_id)));
             }
             return;
@@ -798,8 +832,12 @@ impl Client {
         if self.session.incoming_unacked() >= self.flow.receive_max {
             return self.protocol_error(ReasonCode::ReceiveMaximumExceeded);
         }
+        let stored_qos2 = p.qos == QoS::ExactlyOnce && self.persist.on;
         if p.qos == QoS::ExactlyOnce {
             self.session.incoming_qos2.insert(packet_id);
+            // Durable before PUBREC and before the application hears of it.
+            self.persist
+                .push(ClientStoreOp::PutIncomingQos2 { packet_id });
         }
         let token = if manual {
             self.next_token += 1;
@@ -816,6 +854,9 @@ impl Client {
         } else {
             // [MQTT-4.3.2-4] [MQTT-4.3.3-8] acknowledged as received, so in order.
             let ack = Ack::new(packet_id);
+            if stored_qos2 {
+                self.hold();
+            }
             self.send(&if p.qos == QoS::AtLeastOnce {
                 Packet::PubAck(ack)
             } else {
@@ -823,10 +864,18 @@ impl Client {
             });
             None
         };
-        self.events.push_back(ClientEvent::Message {
-            publish: p,
-            ack: token,
-        });
+        let wait = if stored_qos2 {
+            self.persist.must_wait()
+        } else {
+            None
+        };
+        self.events.push_held(
+            wait,
+            ClientEvent::Message {
+                publish: p,
+                ack: token,
+            },
+        );
     }
 
     fn on_puback(&mut self, now: Instant, a: &Ack) {
@@ -855,11 +904,21 @@ impl Client {
                 self.pump(now);
             }
             Some(OutState::Qos2Sent | OutState::Qos2Released) => {
+                let mut advanced = None;
                 if let Some(f) = self.session.inflight.get_mut(i) {
+                    if f.state == OutState::Qos2Sent {
+                        advanced = Some((f.id, f.publish.clone()));
+                    }
                     f.state = OutState::Qos2Released;
                     // [MQTT-4.3.3-6] never the PUBLISH again once PUBREL is sent.
                     f.sent = true;
                 }
+                if let Some((id, publish)) = advanced {
+                    // A restart must know: PUBREL waits for the record.
+                    let flow = Some((a.packet_id, StoredFlow::Released));
+                    self.store_outgoing(id, &publish, flow);
+                }
+                self.hold();
                 // [MQTT-4.3.3-4] PUBREL with the same packet id.
                 self.send(&Packet::PubRel(Ack::new(a.packet_id)));
             }
@@ -874,7 +933,11 @@ impl Client {
         }
         let mut comp = Ack::new(a.packet_id);
         // [MQTT-4.3.3-11] PUBCOMP either way; "not found" for an id not held.
-        if !self.session.incoming_qos2.remove(&a.packet_id) {
+        if self.session.incoming_qos2.remove(&a.packet_id) {
+            self.persist.push(ClientStoreOp::DeleteIncomingQos2 {
+                packet_id: a.packet_id,
+            });
+        } else {
             comp.reason_code = ReasonCode::PacketIdentifierNotFound;
         }
         self.send(&Packet::PubComp(comp));
@@ -1032,6 +1095,9 @@ impl Client {
                 resend.push(p);
             }
         }
+        if !resend.is_empty() {
+            self.hold();
+        }
         for p in resend {
             self.send(&Packet::Publish(p));
         }
@@ -1061,16 +1127,24 @@ impl Client {
                 if let Some(pid) = packet_id {
                     self.session.release_packet_id(pid);
                 }
+                self.store_outgoing_gone(id, qos);
                 self.events.push_back(ClientEvent::Published {
                     id,
                     reason_code: refusal_code(&err),
                 });
                 continue;
             }
+            if let Some(pid) = packet_id {
+                // [MQTT-4.4.0-1] the record with its packet id is durable before the
+                // PUBLISH leaves: a restart resends it with the same id.
+                self.store_outgoing(id, &publish, Some((pid, StoredFlow::Published)));
+                self.hold();
+            }
             if let Err(code) = self.write_publish(&publish) {
                 if let Some(pid) = packet_id {
                     self.session.release_packet_id(pid);
                 }
+                self.store_outgoing_gone(id, qos);
                 self.events.push_back(ClientEvent::Published {
                     id,
                     reason_code: code,
@@ -1078,7 +1152,7 @@ impl Client {
                 continue;
             }
             match qos {
-                QoS::AtMostOnce => self.unwritten_qos0.push(id),
+                QoS::AtMostOnce => self.unwritten_qos0.push((self.out.len(), id)),
                 QoS::AtLeastOnce | QoS::ExactlyOnce => {
                     used += 1;
                     self.session.inflight.push_back(InFlight {
@@ -1142,6 +1216,7 @@ impl Client {
         if let Some(pid) = f.packet_id() {
             self.session.release_packet_id(pid);
         }
+        self.store_outgoing_gone(f.id, f.publish.qos);
         self.events.push_back(ClientEvent::Published {
             id: f.id,
             reason_code: code,
@@ -1226,6 +1301,8 @@ impl Client {
                 self.session.pending_qos1 = self.session.pending_qos1.saturating_sub(1);
                 self.send(&Packet::PubAck(ack));
             } else {
+                // Its id may not be durable yet.
+                self.hold();
                 self.send(&Packet::PubRec(ack));
             }
         }
@@ -1252,8 +1329,7 @@ impl Client {
     /// Ends the connection: what was not handed out yet is dropped, `disconnect` is the last
     /// packet, and the application hears `reason`. The session stays.
     fn close(&mut self, reason: DisconnectReason, disconnect: Option<Disconnect>) {
-        self.out.clear();
-        self.fail_unwritten_qos0();
+        self.clear_out();
         if let Some(d) = disconnect {
             self.send(&Packet::Disconnect(d));
         }
@@ -1265,9 +1341,43 @@ impl Client {
         self.events.push_back(ClientEvent::Disconnected { reason });
     }
 
+    /// Drops the output not yet handed out (the connection is gone), and fails the QoS 0
+    /// messages in it.
+    fn clear_out(&mut self) {
+        self.out.clear();
+        self.persist.clear_barriers();
+        self.fail_unwritten_qos0();
+    }
+
+    /// The server did not keep the session: what `Session::discard` changes, stored.
+    fn store_discard(&mut self) {
+        if !self.persist.on {
+            return;
+        }
+        let inflight: Vec<(PublishId, Publish, OutState)> = self
+            .session
+            .inflight
+            .iter()
+            .map(|f| (f.id, f.publish.clone(), f.state))
+            .collect();
+        for (id, mut publish, state) in inflight {
+            if state == OutState::Qos2Released {
+                self.store_outgoing_gone(id, publish.qos);
+            } else {
+                publish.packet_id = None;
+                self.store_outgoing(id, &publish, None);
+            }
+        }
+        let ids: Vec<PacketId> = self.session.incoming_qos2.iter().copied().collect();
+        for packet_id in ids {
+            self.persist
+                .push(ClientStoreOp::DeleteIncomingQos2 { packet_id });
+        }
+    }
+
     /// QoS 0 messages whose bytes were dropped before they were handed out.
     fn fail_unwritten_qos0(&mut self) {
-        for id in self.unwritten_qos0.drain(..) {
+        for (_, id) in self.unwritten_qos0.drain(..) {
             self.events.push_back(ClientEvent::Published {
                 id,
                 reason_code: ReasonCode::UnspecifiedError,

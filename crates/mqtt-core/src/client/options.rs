@@ -71,12 +71,17 @@ pub struct ClientOptions {
     pub backoff_jitter: f64,
     /// Seed of the backoff jitter: the same seed gives the same delays.
     pub seed: u64,
+    /// Emit the session's state as store operations ([`super::ClientEvent::Store`]) and
+    /// hold what promises durability until [`super::Client::handle_stored`] says it is
+    /// durable (default `false`). Only a persistent session is stored: Clean Start 0, or a
+    /// 5.0 Session Expiry Interval above 0. See [`super::store`].
+    pub persistence: bool,
 }
 
 impl ClientOptions {
     /// MQTT 5.0, `client_id`, Clean Start, a 60 s keep alive, 100 messages in flight, 1,000
     /// queued, no topic aliases, automatic acknowledgements, reconnects from 1 s doubling up
-    /// to 60 s with 20 % jitter.
+    /// to 60 s with 20 % jitter, no persistence.
     pub fn new(client_id: impl Into<ByteString>) -> Self {
         Self {
             version: ProtocolVersion::V5,
@@ -98,6 +103,7 @@ impl ClientOptions {
             backoff_multiplier: 2.0,
             backoff_jitter: 0.2,
             seed: 0,
+            persistence: false,
         }
     }
 

@@ -106,6 +106,31 @@ impl Session {
         None
     }
 
+    /// Whether `id` is held by no flow.
+    pub(crate) fn packet_id_free(&self, id: PacketId) -> bool {
+        !self.in_use.contains(&id)
+    }
+
+    /// Puts back a message that was in flight when a process stopped, its packet id (free:
+    /// [`Session::packet_id_free`]) taken again.
+    pub(crate) fn restore_inflight(
+        &mut self,
+        id: PublishId,
+        mut publish: Publish,
+        packet_id: PacketId,
+        state: OutState,
+    ) {
+        self.in_use.insert(packet_id);
+        self.next_id = self.next_id.max(packet_id.get());
+        publish.packet_id = Some(packet_id);
+        self.inflight.push_back(InFlight {
+            id,
+            publish,
+            state,
+            sent: false,
+        });
+    }
+
     /// Frees a packet id once its flow is complete.
     pub(crate) fn release_packet_id(&mut self, id: PacketId) {
         self.in_use.remove(&id);

@@ -16,6 +16,7 @@ mod connect;
 mod disconnect;
 mod flow;
 mod keepalive;
+mod persist;
 mod publish;
 mod receive;
 mod session;

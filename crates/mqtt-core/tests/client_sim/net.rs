@@ -32,6 +32,10 @@ pub(crate) struct Node {
     pub(crate) received: Vec<Packet>,
     sent_raw: BytesMut,
     received_raw: BytesMut,
+    /// While set, what the client sends stays in `uplink` (a stalled relay): lost if the
+    /// link drops, delivered once it is cleared.
+    pub(crate) stall: bool,
+    uplink: BytesMut,
 }
 
 /// The broker, its clients and the clock.
@@ -73,6 +77,8 @@ impl Net {
             received: Vec::new(),
             sent_raw: BytesMut::new(),
             received_raw: BytesMut::new(),
+            stall: false,
+            uplink: BytesMut::new(),
         });
         self.nodes.len() - 1
     }
@@ -106,6 +112,7 @@ impl Net {
 
     /// Client `i`'s link goes down without a word: both sides hear the transport closed.
     pub(crate) fn drop_link(&mut self, i: usize) {
+        self.nodes[i].uplink.clear();
         if let Some(conn) = self.nodes[i].conn.take() {
             self.broker.handle_closed(self.now, conn);
             self.nodes[i].client.handle_disconnect(self.now);
@@ -175,9 +182,12 @@ impl Net {
             let mut moved = false;
             // Clients to the broker.
             for i in 0..self.nodes.len() {
-                let mut buf = BytesMut::new();
                 let node = &mut self.nodes[i];
-                while node.client.poll_transmit(self.now, &mut buf) > 0 {}
+                let mut buf = BytesMut::new();
+                while node.client.poll_transmit(self.now, &mut node.uplink) > 0 {}
+                if !node.stall || node.conn.is_none() {
+                    buf = node.uplink.split();
+                }
                 let mut closed = false;
                 while let Some(e) = node.client.poll_event() {
                     if matches!(
@@ -198,6 +208,7 @@ impl Net {
                 }
                 if closed {
                     // The adapter wrote the last bytes and closes the transport.
+                    self.nodes[i].uplink.clear();
                     if let Some(conn) = self.nodes[i].conn.take() {
                         moved = true;
                         self.broker.handle_closed(self.now, conn);
@@ -223,6 +234,7 @@ impl Net {
                     moved = true;
                     if let Some(node) = self.nodes.iter_mut().find(|n| n.conn == Some(conn)) {
                         node.conn = None;
+                        node.uplink.clear();
                         node.client.handle_disconnect(self.now);
                     }
                 }

@@ -41,6 +41,18 @@ impl Scripted {
         }
     }
 
+    /// A scripted server in front of `client` (one made by `Client::recover`, say), at `now`.
+    pub(crate) fn with_client(client: Client, now: Instant) -> Self {
+        Self {
+            version: client.options().version,
+            client,
+            now,
+            base: now,
+            wire: BytesMut::new(),
+            events: VecDeque::new(),
+        }
+    }
+
     /// A client with `options`, connected by a CONNACK 0x00 with `props`; the CONNECT and
     /// the `Connected` event are consumed.
     pub(crate) fn connected_with(options: ClientOptions, props: ConnAckProperties) -> Self {

@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use futures_lite::{AsyncWriteExt, FutureExt};
 use mqtt_adapter::client::READ_CHUNK;
 use mqtt_adapter::client::{Command, DriverParts, Due, Error, Interest, Supervisor};
+use mqtt_store::StoreAnswer;
 use tokio::sync::mpsc;
 
 use crate::transport::{self, timeout_at, Stream};
@@ -35,6 +36,8 @@ pub(super) struct Driver {
     timer: Option<(Instant, Timer)>,
     /// Which outcome is tried first this turn, in rotation: a busy one starves no other.
     turn: usize,
+    /// Answers of the session's store, if it has one.
+    answers: Option<mpsc::UnboundedReceiver<StoreAnswer>>,
 }
 
 /// What one turn of the loop saw.
@@ -46,12 +49,15 @@ enum Step {
     Command(Option<Command>),
     App,
     Timeout,
+    Stored(Option<StoreAnswer>),
 }
 
 impl Driver {
     pub(super) fn new(parts: DriverParts) -> Self {
+        let mut sup = parts.supervisor;
         Self {
-            sup: parts.supervisor,
+            answers: sup.take_store_answers(),
+            sup,
             commands: parts.commands,
             stream: None,
             rx: BytesMut::with_capacity(READ_CHUNK),
@@ -105,6 +111,8 @@ impl Driver {
                     self.timer = None;
                     self.sup.handle_timeout(now);
                 }
+                Step::Stored(Some(answer)) => self.sup.stored(now, answer),
+                Step::Stored(None) => self.answers = None,
             }
         }
         self.sup.finish();
@@ -113,7 +121,7 @@ impl Driver {
     /// Waits for the first outcome `interest` allows: a hand-written `select!`.
     async fn wait(&mut self, interest: Interest) -> Step {
         let writing = self.stream.is_some() && (!self.tx.is_empty() || self.unflushed);
-        self.turn = (self.turn + 1) % 5;
+        self.turn = (self.turn + 1) % 6;
         let Self {
             sup,
             commands,
@@ -122,19 +130,24 @@ impl Driver {
             tx,
             timer,
             turn,
+            answers,
             ..
         } = self;
         // Cancel safe: an event leaves the outbox in the poll that sends it.
         let mut app = pin!(sup.app());
         poll_fn(|cx| {
-            for i in 0..5 {
-                let polled = match ((*turn + i) % 5, stream.as_mut()) {
+            for i in 0..6 {
+                let polled = match ((*turn + i) % 6, stream.as_mut()) {
                     (0, Some(s)) if interest.read => s.poll_read_buf(cx, rx).map(Step::Read),
                     (1, Some(s)) if writing => s.poll_write_buf(cx, tx).map(Step::Wrote),
                     (2, _) if interest.take_commands => commands.poll_recv(cx).map(Step::Command),
                     (3, _) if interest.app => app.as_mut().poll(cx).map(|()| Step::App),
                     (4, _) => match timer.as_mut() {
                         Some((_, timer)) => timer.poll(cx).map(|_| Step::Timeout),
+                        None => Poll::Pending,
+                    },
+                    (5, _) => match answers.as_mut() {
+                        Some(answers) => answers.poll_recv(cx).map(Step::Stored),
                         None => Poll::Pending,
                     },
                     _ => Poll::Pending,

@@ -10,6 +10,7 @@ use std::io;
 
 use bytes::BytesMut;
 use mqtt_adapter::client::{Command, DriverParts, Due, Error, Supervisor, READ_CHUNK};
+use mqtt_store::StoreAnswer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::mpsc;
 use tokio::time::{sleep_until, timeout, timeout_at, Instant};
@@ -27,12 +28,16 @@ pub(super) struct Driver {
     tx: BytesMut,
     /// Written but perhaps still buffered (TLS): flush before waiting.
     unflushed: bool,
+    /// Answers of the session's store, if it has one.
+    answers: Option<mpsc::UnboundedReceiver<StoreAnswer>>,
 }
 
 impl Driver {
     pub(super) fn new(parts: DriverParts) -> Self {
+        let mut sup = parts.supervisor;
         Self {
-            sup: parts.supervisor,
+            answers: sup.take_store_answers(),
+            sup,
             commands: parts.commands,
             reader: None,
             writer: None,
@@ -84,6 +89,10 @@ impl Driver {
                     self.sup.command(now(), command);
                 }
                 () = self.sup.app(), if interest.app => {}
+                answer = recv(self.answers.as_mut()) => match answer {
+                    Some(answer) => self.sup.stored(now(), answer),
+                    None => self.answers = None,
+                },
                 () = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
                     self.sup.handle_timeout(now());
                 }
@@ -132,6 +141,14 @@ impl Driver {
 /// tokio's clock, so that tests may pause it.
 fn now() -> std::time::Instant {
     Instant::now().into_std()
+}
+
+/// The store's next answer (cancel safe); never completes without a store.
+async fn recv(answers: Option<&mut mpsc::UnboundedReceiver<StoreAnswer>>) -> Option<StoreAnswer> {
+    match answers {
+        Some(answers) => answers.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Reads into `buf` (cancel safe: a lost race reads nothing); never completes without a reader.
