@@ -48,6 +48,10 @@ pub struct BrokerArgs {
     /// When acknowledgements are sent relative to the disk [default: sync]
     #[arg(long, value_enum)]
     pub durability: Option<DurabilityMode>,
+    /// --runtime tokio: worker threads [default: one per core]. On a machine whose cores the
+    /// clients share (a benchmark on one box), 1 can give lower latency
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub threads: Option<u16>,
     /// With --durability periodic: milliseconds between flushes [default: 1000]
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..))]
     pub flush_interval_ms: Option<u64>,
@@ -75,6 +79,8 @@ pub struct Settings {
     pub tls: Option<(SocketAddr, TlsConfig)>,
     /// The store; `None`: memory only.
     pub store: Option<StoreOptions>,
+    /// Worker threads of the tokio runtime; `None`: one per core.
+    pub threads: Option<usize>,
 }
 
 impl Settings {
@@ -152,6 +158,7 @@ impl Settings {
             tcp: SocketAddr::new(bind, port),
             tls,
             store,
+            threads: args.threads.map(usize::from),
         })
     }
 }
@@ -197,10 +204,7 @@ pub fn run(args: &BrokerArgs) -> anyhow::Result<()> {
 
 fn run_tokio(settings: Settings) -> anyhow::Result<()> {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = std::env::var("MQTT_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-    {
+    if let Some(n) = settings.threads {
         builder.worker_threads(n);
     }
     let rt = builder
