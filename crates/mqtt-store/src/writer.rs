@@ -25,11 +25,16 @@ pub(crate) type Apply<O> =
 /// still commits, and answers, regularly.
 const MAX_GROUP: usize = 4096;
 
+/// The longest a batch nothing waits for is kept back for company (a session gone offline, a
+/// completed delivery's deletion): it is written by then even if no other batch comes.
+const DEFER_LIMIT: Duration = Duration::from_millis(50);
+
 /// How long [`StoreHandle::close`] waits for the writer to write what is queued.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) enum Msg<O> {
-    Batch(StoreTicket, Vec<O>),
+    /// A batch; `true` when something waits for it to be durable.
+    Batch(StoreTicket, Vec<O>, bool),
     Close,
 }
 
@@ -131,8 +136,19 @@ impl<O: Send + 'static> StoreHandle<O> {
     /// The answer ([`StoreAnswer::Durable`] for this ticket or a later one, or
     /// [`StoreAnswer::Failed`]) comes from the writer thread.
     pub fn submit(&self, ticket: StoreTicket, ops: Vec<O>) {
+        self.send(ticket, ops, true);
+    }
+
+    /// Queues a batch nothing waits for (a completed delivery's deletion, say): with
+    /// [`Durability::Sync`] it rides along with the next batch that is waited for instead of
+    /// costing a commit of its own, and is answered with it.
+    pub fn submit_deferrable(&self, ticket: StoreTicket, ops: Vec<O>) {
+        self.send(ticket, ops, false);
+    }
+
+    fn send(&self, ticket: StoreTicket, ops: Vec<O>, urgent: bool) {
         self.counters.batches.fetch_add(1, Ordering::Relaxed);
-        if self.tx.send(Msg::Batch(ticket, ops)).is_err() {
+        if self.tx.send(Msg::Batch(ticket, ops, urgent)).is_err() {
             // Only after the writer panicked: `close` reports it.
             tracing::error!(file = %self.path.display(), ?ticket, "store writer is gone");
         }
@@ -187,11 +203,24 @@ impl<O> Writer<O> {
     /// [`Durability::Sync`]: one transaction per group of queued batches, synced, then the
     /// answer for the whole group.
     fn run_sync(&mut self, rx: &Receiver<Msg<O>>) -> Result<(), StoreError> {
+        // Batches nothing waits for, kept for the next commit (at most `DEFER_LIMIT`).
+        let mut deferred: Vec<(StoreTicket, Vec<O>)> = Vec::new();
         loop {
-            let Ok(first) = rx.recv() else {
-                return self.finish(false);
+            let next = match deferred.is_empty() {
+                true => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+                false => rx.recv_timeout(DEFER_LIMIT),
             };
-            let (group, closing) = gather(first, rx);
+            let (group, closing, urgent) = match next {
+                Ok(first) => gather(first, rx),
+                Err(RecvTimeoutError::Timeout) => (Vec::new(), false, true),
+                // Every handle is gone without `close`: what was deferred is written still.
+                Err(RecvTimeoutError::Disconnected) => (Vec::new(), true, true),
+            };
+            deferred.extend(group);
+            if !urgent && !closing && deferred.len() < MAX_GROUP {
+                continue;
+            }
+            let group = std::mem::take(&mut deferred);
             if let Some(last) = group.last().map(|(t, _)| *t) {
                 match self.commit(&group, redb::Durability::Immediate) {
                     Ok(()) => (self.answer)(StoreAnswer::Durable(last)),
@@ -232,7 +261,7 @@ impl<O> Writer<O> {
                     }
                 }
             };
-            let (group, closing) = gather(first, rx);
+            let (group, closing, _) = gather(first, rx);
             if let Some(last) = group.last().map(|(t, _)| *t) {
                 // The documented window of loss: durable "enough" on receipt.
                 (self.answer)(StoreAnswer::Durable(last));
@@ -348,20 +377,26 @@ impl<O> Writer<O> {
     }
 }
 
-/// `first` and every batch already queued behind it (at most [`MAX_GROUP`]); whether a
-/// close request came.
-fn gather<O>(first: Msg<O>, rx: &Receiver<Msg<O>>) -> (Vec<(StoreTicket, Vec<O>)>, bool) {
+/// A group of batches, whether a close request came, and whether anything waits for one of
+/// the batches.
+type Gathered<O> = (Vec<(StoreTicket, Vec<O>)>, bool, bool);
+
+/// `first` and every batch already queued behind it (at most [`MAX_GROUP`]).
+fn gather<O>(first: Msg<O>, rx: &Receiver<Msg<O>>) -> Gathered<O> {
     let mut group = Vec::new();
-    let Msg::Batch(ticket, ops) = first else {
-        return (group, true);
+    let Msg::Batch(ticket, ops, mut urgent) = first else {
+        return (group, true, false);
     };
     group.push((ticket, ops));
     while group.len() < MAX_GROUP {
         match rx.try_recv() {
-            Ok(Msg::Batch(ticket, ops)) => group.push((ticket, ops)),
-            Ok(Msg::Close) => return (group, true),
+            Ok(Msg::Batch(ticket, ops, waited)) => {
+                urgent |= waited;
+                group.push((ticket, ops));
+            }
+            Ok(Msg::Close) => return (group, true, urgent),
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
         }
     }
-    (group, false)
+    (group, false, urgent)
 }

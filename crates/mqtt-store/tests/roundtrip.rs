@@ -79,7 +79,7 @@ impl Harness {
         loop {
             let mut last = None;
             while let Some(event) = self.broker.poll_event() {
-                if let BrokerEvent::Store { ticket, ops } = event {
+                if let BrokerEvent::Store { ticket, ops, .. } = event {
                     for op in &ops {
                         self.reference.apply(op.clone());
                     }
@@ -329,7 +329,7 @@ fn a_broker_scenario_reloads_exactly_what_the_memory_store_holds() {
     loop {
         let mut last = None;
         while let Some(e) = broker.poll_event() {
-            if let BrokerEvent::Store { ticket, ops } = e {
+            if let BrokerEvent::Store { ticket, ops, .. } = e {
                 handle.submit(ticket, ops);
                 last = Some(ticket);
             }

@@ -189,8 +189,13 @@ impl<S: ConnSink> Router<S> {
                     sink.close();
                 }
             }
-            BrokerEvent::Store { ticket, ops } => match &self.store {
-                Some(store) => store.submit(ticket, ops),
+            BrokerEvent::Store {
+                ticket,
+                ops,
+                urgent,
+            } => match &self.store {
+                Some(store) if urgent => store.submit(ticket, ops),
+                Some(store) => store.submit_deferrable(ticket, ops),
                 None => self.broker.handle_stored(now, ticket),
             },
             BrokerEvent::Authenticate { conn, request } => {

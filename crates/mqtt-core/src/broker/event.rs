@@ -129,6 +129,9 @@ pub enum BrokerEvent {
         ticket: super::store::StoreTicket,
         /// What changed.
         ops: Vec<super::store::StoreOp>,
+        /// Transmits wait for this batch: make it durable without delay. A batch nothing
+        /// waits for may ride along with the next one (its ticket is answered with it).
+        urgent: bool,
     },
 }
 

@@ -81,8 +81,9 @@ impl Outbox {
         self.ready.pop_front()
     }
 
-    /// Closes the batch of the last input: its operations and ticket, if it has any.
-    pub(crate) fn finish_batch(&mut self) -> Option<(StoreTicket, Vec<StoreOp>)> {
+    /// Closes the batch of the last input: its ticket, its operations, and whether a transmit
+    /// waits for it; `None` if it has no operation.
+    pub(crate) fn finish_batch(&mut self) -> Option<(StoreTicket, Vec<StoreOp>, bool)> {
         self.hold_conn = None;
         self.hold_all = false;
         self.marked = false;
@@ -100,7 +101,9 @@ impl Outbox {
         }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
-        Some((StoreTicket(ticket), std::mem::take(&mut self.ops)))
+        // Transmits held for this batch are the last ones held.
+        let urgent = self.held.back().is_some_and(|h| h.tag == ticket);
+        Some((StoreTicket(ticket), std::mem::take(&mut self.ops), urgent))
     }
 
     /// Every batch up to `ticket` is durable: what waited for them goes out.

@@ -35,6 +35,18 @@ impl Broker {
             .is_some_and(|s| s.expiry_interval > 0 || s.stored);
         if self.config.persistence && concerned {
             self.out.marked = true;
+            // A new record is written at once, so that what follows in this batch (its
+            // deliveries, its QoS 2 ids) finds it; later changes wait for the batch's end.
+            if let Some(s) = self.sessions.get_mut(client) {
+                if s.expiry_interval > 0 && !s.stored {
+                    s.stored = true;
+                    let op = StoreOp::PutSession {
+                        client_id: client.clone(),
+                        session: stored_session(s),
+                    };
+                    self.out.ops.push(op);
+                }
+            }
             if !self.dirty.contains(client) {
                 self.dirty.push(client.clone());
             }
@@ -47,7 +59,8 @@ impl Broker {
         }
     }
 
-    /// A delivery of a persistent session was queued or its flow advanced.
+    /// A delivery of a persistent session was queued or its flow advanced. (A store applies
+    /// only the last operation of a delivery within one commit.)
     pub(super) fn store_delivery(
         &mut self,
         client: &ByteString,
@@ -114,8 +127,12 @@ impl Broker {
                 self.out.ops.push(op);
             }
         }
-        if let Some((ticket, ops)) = self.out.finish_batch() {
-            self.events.push_back(BrokerEvent::Store { ticket, ops });
+        if let Some((ticket, ops, urgent)) = self.out.finish_batch() {
+            self.events.push_back(BrokerEvent::Store {
+                ticket,
+                ops,
+                urgent,
+            });
         }
     }
 

@@ -387,7 +387,7 @@ impl World {
             while let Some(e) = self.broker.poll_event() {
                 outputs += 1;
                 assert!(outputs < MAX_OUTPUTS_PER_INPUT, "broker output never ends");
-                if let BrokerEvent::Store { ticket, ops } = e {
+                if let BrokerEvent::Store { ticket, ops, .. } = e {
                     assert!(self.config.persistence, "Store event without persistence");
                     if self.store_paused {
                         self.pending.push_back((ticket, ops));
