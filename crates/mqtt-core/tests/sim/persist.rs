@@ -279,3 +279,19 @@ fn a_store_that_cannot_write_gets_refusals_not_acknowledgements() {
     w.send(v5p, publish("t/2", "b").qos2(2));
     assert_eq!(w.expect_pubrec(v5p).reason_code, ReasonCode::Success);
 }
+
+#[test]
+fn a_qos2_id_pipelined_behind_the_connect_that_creates_the_session_is_stored() {
+    let mut w = World::persistent(config());
+    let p = w.open(mqtt_core::ProtocolVersion::V311);
+    let mut wire = bytes::BytesMut::new();
+    let connect: mqtt_core::Packet = v311("pipelined").clean(false).into();
+    mqtt_core::codec::encode(&connect, mqtt_core::ProtocolVersion::V311, &mut wire).unwrap();
+    let publish: mqtt_core::Packet = publish("t/1", "x").qos2(5).into();
+    mqtt_core::codec::encode(&publish, mqtt_core::ProtocolVersion::V311, &mut wire).unwrap();
+    w.send_bytes(p, &wire);
+    w.expect_connack(p);
+    w.expect_pubrec(p);
+    let stored = &w.store.state().sessions["pipelined"];
+    assert_eq!(stored.incoming_qos2, [pid(5)]);
+}
