@@ -30,10 +30,7 @@ use mqtt_core::client::store::{
     ClientStoreOp, ClientStoredSession, ClientStoredState, StoredOutgoing,
 };
 use mqtt_core::{PacketId, QoS};
-use redb::{
-    Database, ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition,
-    WriteTransaction,
-};
+use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableDefinition, WriteTransaction};
 
 use crate::error::StoreError;
 use crate::format::{self, Clock, Malformed, RECORD_VERSION};
@@ -47,10 +44,7 @@ const OUTGOING: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("cli
 /// (client id, packet id) of received QoS 2 messages not yet released.
 const INCOMING_QOS2: TableDefinition<(&[u8], u16), ()> =
     TableDefinition::new("client_incoming_qos2");
-/// `"client_format"` -> [`FORMAT_VERSION`].
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-
-/// The version of the client tables' layout.
+/// The version of the client tables' layout, under `"client_format"` in the meta table.
 const FORMAT_VERSION: u64 = 1;
 
 /// The file's name in a directory.
@@ -184,37 +178,9 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
     let txn = db.begin_write().map_err(|e| err(e.into()))?;
     {
-        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-        let found = meta
-            .get("client_format")
-            .map_err(|e| err(e.into()))?
-            .map(|v| v.value());
-        match found {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(StoreError::UnsupportedFormat {
-                    path: path.to_owned(),
-                    found,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None => {
-                let sessions = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
-                let outgoing = txn.open_table(OUTGOING).map_err(|e| err(e.into()))?;
-                let empty = sessions.is_empty().map_err(|e| err(e.into()))?
-                    && outgoing.is_empty().map_err(|e| err(e.into()))?;
-                if !empty {
-                    return Err(StoreError::Corrupt {
-                        path: path.to_owned(),
-                        table: "meta",
-                        key: "\"client_format\"".into(),
-                        reason: "missing, but the file holds client records".into(),
-                    });
-                }
-                meta.insert("client_format", FORMAT_VERSION)
-                    .map_err(|e| err(e.into()))?;
-            }
-        }
+        crate::db::check_format(&txn, path, ("client_format", FORMAT_VERSION), |txn| {
+            Ok(!txn.open_table(SESSIONS)?.is_empty()? || !txn.open_table(OUTGOING)?.is_empty()?)
+        })?;
         txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
         txn.open_table(OUTGOING).map_err(|e| err(e.into()))?;
         txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;

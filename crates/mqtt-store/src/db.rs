@@ -68,43 +68,46 @@ fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T,
     })
 }
 
+/// Checks that the format version stored under `key` in the meta table is `version`, and
+/// writes it into a new file. A file without it whose tables already hold records
+/// (`holds_records`) lost its meta table: corrupt, never silently reused.
+pub(crate) fn check_format(
+    txn: &WriteTransaction,
+    path: &Path,
+    (key, version): (&'static str, u64),
+    holds_records: impl FnOnce(&WriteTransaction) -> Result<bool, redb::Error>,
+) -> Result<(), StoreError> {
+    let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
+    let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
+    let found = meta.get(key).map_err(|e| err(e.into()))?.map(|v| v.value());
+    match found {
+        Some(found) if found == version => Ok(()),
+        Some(found) => Err(StoreError::UnsupportedFormat {
+            path: path.to_owned(),
+            found,
+            supported: version,
+        }),
+        None if holds_records(txn).map_err(err)? => Err(StoreError::Corrupt {
+            path: path.to_owned(),
+            table: "meta",
+            key: format!("{key:?}"),
+            reason: "missing, but the file holds records".into(),
+        }),
+        None => {
+            meta.insert(key, version).map_err(|e| err(e.into()))?;
+            Ok(())
+        }
+    }
+}
+
 /// Creates the tables of a new file and checks the format of an existing one.
 fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
     let txn = db.begin_write().map_err(|e| err(e.into()))?;
     {
-        let mut meta = txn.open_table(META).map_err(|e| err(e.into()))?;
-        let found = meta
-            .get("format")
-            .map_err(|e| err(e.into()))?
-            .map(|v| v.value());
-        match found {
-            Some(FORMAT_VERSION) => {}
-            Some(found) => {
-                return Err(StoreError::UnsupportedFormat {
-                    path: path.to_owned(),
-                    found,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            None => {
-                // A new file; or one whose meta table was lost, if it holds records.
-                let sessions = txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
-                let retained = txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
-                let empty = sessions.is_empty().map_err(|e| err(e.into()))?
-                    && retained.is_empty().map_err(|e| err(e.into()))?;
-                if !empty {
-                    return Err(StoreError::Corrupt {
-                        path: path.to_owned(),
-                        table: "meta",
-                        key: "\"format\"".into(),
-                        reason: "missing, but the file holds records".into(),
-                    });
-                }
-                meta.insert("format", FORMAT_VERSION)
-                    .map_err(|e| err(e.into()))?;
-            }
-        }
+        check_format(&txn, path, ("format", FORMAT_VERSION), |txn| {
+            Ok(!txn.open_table(SESSIONS)?.is_empty()? || !txn.open_table(RETAINED)?.is_empty()?)
+        })?;
         txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
         txn.open_table(DELIVERIES).map_err(|e| err(e.into()))?;
         txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
