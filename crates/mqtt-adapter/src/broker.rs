@@ -4,6 +4,7 @@
 //! An adapter adds only the sockets, the tasks or threads, and the clock.
 
 mod connection;
+mod error;
 mod listen;
 mod mailbox;
 mod router;
@@ -11,6 +12,7 @@ mod router;
 pub use connection::{
     ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,
 };
+pub use error::ServerError;
 pub use listen::ListenAddr;
 pub use mailbox::{Mailbox, MailboxSink};
 pub use mqtt_store::{Durability, StoreOptions};

@@ -121,7 +121,7 @@ impl Server {
             () = signal => server.shutdown().await,
             // The router ends on its own only by failing.
             joined = &mut server.router => {
-                joined?;
+                joined.map_err(|e| Error::Router(e.to_string()))?;
                 Ok(())
             }
         }
@@ -163,7 +163,9 @@ impl RunningServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.router).await?;
+        (&mut self.router)
+            .await
+            .map_err(|e| Error::Router(e.to_string()))?;
         info!("stopped");
         Ok(())
     }

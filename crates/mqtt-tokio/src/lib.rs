@@ -64,31 +64,8 @@ pub mod broker;
 pub mod client;
 pub mod transport;
 
-use std::io;
-
 pub use broker::{ListenAddr, RunningServer, Server};
 pub use transport::TlsConfig;
 
-/// What can go wrong starting or stopping a server. Peers' faults are never errors here: the
-/// broker answers them on the wire and closes their connection.
-#[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        /// The address asked for.
-        addr: std::net::SocketAddr,
-        /// Why.
-        source: io::Error,
-    },
-    /// The TLS configuration could not be built.
-    #[error(transparent)]
-    TlsConfig(#[from] mqtt_adapter::tls::TlsError),
-    /// The store could not be opened (or closed).
-    #[error(transparent)]
-    Store(#[from] mqtt_store::StoreError),
-    /// The router task stopped on its own: a bug (it panicked).
-    #[error("the broker task failed: {0}")]
-    Router(#[from] tokio::task::JoinError),
-}
+/// What can go wrong starting or stopping a server (the same in every adapter).
+pub use mqtt_adapter::broker::ServerError as Error;
