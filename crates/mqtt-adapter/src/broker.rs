@@ -8,6 +8,7 @@ mod error;
 mod listen;
 mod mailbox;
 mod router;
+mod server;
 
 pub use connection::{
     ConnCommand, ConnState, WriteQueue, Wrote, CLOSE_LINGER, MAX_SLICES, READ_CHUNK,

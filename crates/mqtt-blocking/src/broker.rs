@@ -21,56 +21,19 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use mqtt_adapter::broker::{Router as Core, StoreOptions, ACCEPT_BACKOFF, INBOX_CAPACITY};
-use mqtt_core::broker::BrokerConfig;
+use mqtt_adapter::broker::{Router as Core, ACCEPT_BACKOFF, INBOX_CAPACITY};
 use tracing::{info, warn};
 
-use crate::transport::{Incoming, TlsConfig};
+use crate::transport::Incoming;
 use crate::Error;
 use router::{Input, Router};
 
 /// How long stopping waits to wake a listener blocked in `accept`.
 const WAKE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// A broker server to be started: its configuration and what to listen on.
-#[derive(Debug, Clone)]
-pub struct Server {
-    config: BrokerConfig,
-    listeners: Vec<(SocketAddr, Option<TlsConfig>)>,
-    store: Option<StoreOptions>,
-}
+mqtt_adapter::server_builder!();
 
 impl Server {
-    /// A server for `config`, with no listener yet.
-    pub fn new(config: BrokerConfig) -> Self {
-        Self {
-            config,
-            listeners: Vec::new(),
-            store: None,
-        }
-    }
-
-    /// Keeps sessions, their messages and retained messages in the store `options` names
-    /// (created if missing; recovered from at start), and acknowledges what promises
-    /// durability only once it is stored. Without it the broker keeps everything in memory.
-    pub fn persist(mut self, options: StoreOptions) -> Self {
-        self.store = Some(options);
-        self
-    }
-
-    /// Adds a plain TCP listener (`mqtt://`). Port 0 picks a free port: see
-    /// [`RunningServer::local_addrs`].
-    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
-        self.listeners.push((addr, None));
-        self
-    }
-
-    /// Adds a TLS listener (`mqtts://`) with the certificate and key in `tls`.
-    pub fn listen_tls(mut self, addr: SocketAddr, tls: TlsConfig) -> Self {
-        self.listeners.push((addr, Some(tls)));
-        self
-    }
-
     /// Loads the TLS files, binds every listener and starts serving on new threads.
     pub fn start(self) -> Result<RunningServer, Error> {
         let (inbox_tx, inbox) = mpsc::sync_channel(INBOX_CAPACITY);

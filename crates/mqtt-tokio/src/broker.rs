@@ -17,57 +17,20 @@ use std::future::Future;
 use std::net::SocketAddr;
 
 pub use mqtt_adapter::broker::ListenAddr;
-use mqtt_adapter::broker::{Router as Core, StoreOptions, ACCEPT_BACKOFF, INBOX_CAPACITY};
-use mqtt_core::broker::BrokerConfig;
+use mqtt_adapter::broker::{Router as Core, ACCEPT_BACKOFF, INBOX_CAPACITY};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
 use tracing::{info, warn};
 
-use crate::transport::{Incoming, TlsConfig};
+use crate::transport::Incoming;
 use crate::Error;
 use router::{now, Input, Router};
 
-/// A broker server to be started: its configuration and what to listen on.
-#[derive(Debug, Clone)]
-pub struct Server {
-    config: BrokerConfig,
-    listeners: Vec<(SocketAddr, Option<TlsConfig>)>,
-    store: Option<StoreOptions>,
-}
+mqtt_adapter::server_builder!();
 
 impl Server {
-    /// A server for `config`, with no listener yet.
-    pub fn new(config: BrokerConfig) -> Self {
-        Self {
-            config,
-            listeners: Vec::new(),
-            store: None,
-        }
-    }
-
-    /// Keeps sessions, their messages and retained messages in the store `options` names
-    /// (created if missing; recovered from at start), and acknowledges what promises
-    /// durability only once it is stored. Without it the broker keeps everything in memory.
-    pub fn persist(mut self, options: StoreOptions) -> Self {
-        self.store = Some(options);
-        self
-    }
-
-    /// Adds a plain TCP listener (`mqtt://`). Port 0 picks a free port: see
-    /// [`RunningServer::local_addrs`].
-    pub fn listen_tcp(mut self, addr: SocketAddr) -> Self {
-        self.listeners.push((addr, None));
-        self
-    }
-
-    /// Adds a TLS listener (`mqtts://`) with the certificate and key in `tls`.
-    pub fn listen_tls(mut self, addr: SocketAddr, tls: TlsConfig) -> Self {
-        self.listeners.push((addr, Some(tls)));
-        self
-    }
-
     /// Loads the TLS files and the store, binds every listener and starts serving.
     pub async fn start(self) -> Result<RunningServer, Error> {
         let (inbox_tx, inbox) = mpsc::channel(INBOX_CAPACITY);
