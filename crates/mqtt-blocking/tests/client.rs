@@ -602,7 +602,16 @@ fn a_client_with_a_session_store_publishes_and_resumes() {
     o.store = Some(mqtt_store::ClientStoreOptions::new(&dir));
     let (publisher, events) = connect(o.clone());
     for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
-        let code = publisher.publish(msg("store/t", "kept", qos)).unwrap();
+        // On a thread of its own: without the store's answers it would never return.
+        let (done, answer) = std::sync::mpsc::channel();
+        let p = publisher.clone();
+        std::thread::spawn(move || {
+            let _ = done.send(p.publish(msg("store/t", "kept", qos)));
+        });
+        let code = answer
+            .recv_timeout(WAIT)
+            .expect("publish did not complete: the store's answers did not reach the driver")
+            .unwrap();
         assert_eq!(code, ReasonCode::Success);
         assert_eq!(message(&mut inbox).payload, "kept".as_bytes());
     }
