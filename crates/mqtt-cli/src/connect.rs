@@ -114,6 +114,21 @@ pub struct ConnArgs {
     #[arg(long, requires = "will_topic", help_heading = "Will")]
     pub will_retain: bool,
 
+    /// TLS files and checks.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// Debug log on stderr (-dd: trace)
+    #[arg(short = 'd', long = "debug", action = ArgAction::Count)]
+    pub debug: u8,
+    /// Print help
+    #[arg(long, action = ArgAction::Help)]
+    pub help: Option<bool>,
+}
+
+/// The TLS flags of every client command (and of `mqtt bench`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct TlsArgs {
     /// PEM file of the CA certificates to trust; turns TLS on
     #[arg(long, value_name = "FILE", help_heading = "TLS")]
     pub cafile: Option<PathBuf>,
@@ -129,13 +144,6 @@ pub struct ConnArgs {
     /// TLS, trusting the system's CA certificates
     #[arg(long, help_heading = "TLS")]
     pub tls_use_os_certs: bool,
-
-    /// Debug log on stderr (-dd: trace)
-    #[arg(short = 'd', long = "debug", action = ArgAction::Count)]
-    pub debug: u8,
-    /// Print help
-    #[arg(long, action = ArgAction::Help)]
-    pub help: Option<bool>,
 }
 
 /// Every `-D COMMAND PROPERTY VALUE` (or `-D COMMAND user-property NAME VALUE`), each as
@@ -256,10 +264,10 @@ impl Settings {
         };
 
         let url = args.url.as_deref().map(Url::parse).transpose()?;
-        let tls_asked = args.cafile.is_some()
-            || args.cert.is_some()
-            || args.insecure
-            || args.tls_use_os_certs
+        let tls_asked = args.tls.cafile.is_some()
+            || args.tls.cert.is_some()
+            || args.tls.insecure
+            || args.tls.tls_use_os_certs
             || url.as_ref().is_some_and(|u| u.tls)
             || (url.is_none() && args.port == Some(8883));
         let scheme = if tls_asked { "mqtts" } else { "mqtt" };
@@ -349,10 +357,10 @@ impl Settings {
             url: format!("{scheme}://{host_part}:{port}"),
             client,
             tls: TlsFiles {
-                ca_file: args.cafile.clone(),
-                cert_file: args.cert.clone(),
-                key_file: args.key.clone(),
-                insecure: args.insecure,
+                ca_file: args.tls.cafile.clone(),
+                cert_file: args.tls.cert.clone(),
+                key_file: args.tls.key.clone(),
+                insecure: args.tls.insecure,
             },
             connect_timeout: Duration::from_secs_f64(args.connect_timeout),
             url_topic: url.map(|u| u.topic),

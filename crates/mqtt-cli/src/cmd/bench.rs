@@ -3,7 +3,6 @@
 //! What a run does is in [`crate::bench`]; `docs/bench.md` is the user's guide.
 
 use std::io::IsTerminal as _;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -13,7 +12,9 @@ use mqtt_core::{ProtocolVersion, QoS};
 use crate::bench::plan::{Load, Plan};
 use crate::bench::scenario::{Scenario, TopicPattern};
 use crate::bench::stamp::Stamp;
-use crate::connect::{parse_qos, parse_seconds, parse_version, ConnArgs, PropertyFlags, Settings};
+use crate::connect::{
+    parse_qos, parse_seconds, parse_version, ConnArgs, PropertyFlags, Settings, TlsArgs,
+};
 use crate::props::PacketKind;
 
 /// Flags of `mqtt bench`.
@@ -137,21 +138,9 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECONDS", default_value_t = 10.0, value_parser = parse_seconds,
           help_heading = "Connection")]
     pub connect_timeout: f64,
-    /// PEM file of the CA certificates to trust; turns TLS on
-    #[arg(long, value_name = "FILE", help_heading = "TLS")]
-    pub cafile: Option<PathBuf>,
-    /// PEM client certificate (with --key); turns TLS on
-    #[arg(long, value_name = "FILE", requires = "key", help_heading = "TLS")]
-    pub cert: Option<PathBuf>,
-    /// PEM private key of --cert
-    #[arg(long, value_name = "FILE", requires = "cert", help_heading = "TLS")]
-    pub key: Option<PathBuf>,
-    /// Do not verify the server's certificate at all (tests only); turns TLS on
-    #[arg(long, help_heading = "TLS")]
-    pub insecure: bool,
-    /// TLS, trusting the system's CA certificates
-    #[arg(long, help_heading = "TLS")]
-    pub tls_use_os_certs: bool,
+    /// TLS files and checks, as for the other client commands.
+    #[command(flatten)]
+    pub tls: TlsArgs,
 
     /// Print the report as one JSON object (schema in docs/bench.md)
     #[arg(long, help_heading = "Output")]
@@ -188,11 +177,7 @@ impl BenchArgs {
             will_payload: None,
             will_qos: None,
             will_retain: false,
-            cafile: self.cafile.clone(),
-            cert: self.cert.clone(),
-            key: self.key.clone(),
-            insecure: self.insecure,
-            tls_use_os_certs: self.tls_use_os_certs,
+            tls: self.tls.clone(),
             debug: self.debug,
             help: None,
         }
