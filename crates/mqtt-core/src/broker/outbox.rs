@@ -63,7 +63,9 @@ impl Outbox {
     pub(crate) fn push(&mut self, t: Transmit) {
         let pending = self.marked || !self.ops.is_empty();
         let must_wait = pending && (self.hold_all || self.hold_conn == Some(t.conn));
-        if must_wait || self.held_per_conn.contains_key(&t.conn) {
+        // Without persistence nothing is ever held: no lookup per transmit.
+        let behind = !self.held.is_empty() && self.held_per_conn.contains_key(&t.conn);
+        if must_wait || behind {
             *self.held_per_conn.entry(t.conn).or_default() += 1;
             self.held.push_back(Held {
                 tag: self.next_ticket,
@@ -87,6 +89,10 @@ impl Outbox {
         self.hold_conn = None;
         self.hold_all = false;
         self.marked = false;
+        if self.ops.is_empty() && self.held.is_empty() {
+            // Every poll of a broker without persistence comes here.
+            return None;
+        }
         if self.ops.is_empty() {
             // Held only to keep a connection's order: they wait for the ticket before.
             let before = self.next_ticket - 1;

@@ -29,11 +29,14 @@ impl Broker {
     /// `client`'s session record changed: it is written when the batch closes (or deleted, if
     /// it no longer persists).
     pub(super) fn touch(&mut self, client: &ByteString) {
+        if !self.config.persistence {
+            return;
+        }
         let concerned = self
             .sessions
             .get(client)
             .is_some_and(|s| s.expiry_interval > 0 || s.stored);
-        if self.config.persistence && concerned {
+        if concerned {
             self.out.marked = true;
             // A new record is written at once, so that what follows in this batch (its
             // deliveries, its QoS 2 ids) finds it; later changes wait for the batch's end.
