@@ -21,7 +21,7 @@ use anyhow::{bail, ensure, Context, Result};
 use serde_json::Value;
 
 use crate::bench::{core_count, cpu_model, rustc_version, utc_date, write_section, Markers};
-use crate::interop::{build, free_port, mosquitto_program};
+use crate::interop::{build, free_port, mosquitto_program, wait_until};
 use crate::{display, Args};
 
 const MARKERS: Markers = Markers {
@@ -361,20 +361,15 @@ impl Broker {
         }
         let pid = self.child.id().to_string();
         let _ = Command::new("kill").args(["-TERM", &pid]).status();
-        let deadline = Instant::now() + BROKER_STOP;
-        while Instant::now() < deadline {
-            if self.child.try_wait()?.is_some() {
-                return Ok(());
-            }
-            thread::sleep(Duration::from_millis(20));
+        // Killed if it does not exit in time.
+        match wait_until(&mut self.child, Instant::now() + BROKER_STOP)? {
+            Some(_) => Ok(()),
+            None => bail!(
+                "{} did not exit within {} s of SIGTERM",
+                self.name,
+                BROKER_STOP.as_secs()
+            ),
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        bail!(
-            "{} did not exit within {} s of SIGTERM",
-            self.name,
-            BROKER_STOP.as_secs()
-        )
     }
 }
 

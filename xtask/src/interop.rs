@@ -1442,7 +1442,7 @@ impl Drop for Tool {
 }
 
 /// Waits for `child` to exit until `deadline`; past it, kills it and returns `None`.
-fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>> {
+pub(crate) fn wait_until(child: &mut Child, deadline: Instant) -> Result<Option<ExitStatus>> {
     loop {
         if let Some(status) = child.try_wait()? {
             return Ok(Some(status));
