@@ -142,6 +142,15 @@ impl ConnState {
         }
     }
 
+    /// Takes `first` and every other command already in `mailbox`, so that one write carries
+    /// them all.
+    pub fn push_queued(&mut self, now: Instant, first: ConnCommand, mailbox: &super::Mailbox) {
+        self.push(now, first);
+        while let Some(cmd) = mailbox.try_recv() {
+            self.push(now, cmd);
+        }
+    }
+
     /// `n` bytes were written (0: a flush finished).
     pub fn wrote(&mut self, n: usize) -> Wrote {
         if n == 0 && !self.out.chunks.is_empty() {

@@ -104,12 +104,7 @@ impl Connection {
             .await;
             let done = match step {
                 Step::Command(Some(cmd)) => {
-                    let now = Instant::now();
-                    self.state.push(now, cmd);
-                    // Take what else is queued, so that one write carries it all.
-                    while let Some(cmd) = self.commands.try_recv() {
-                        self.state.push(now, cmd);
-                    }
+                    self.state.push_queued(Instant::now(), cmd, &self.commands);
                     false
                 }
                 // The router is gone (server stopped) or has forgotten this connection.

@@ -85,12 +85,8 @@ impl Connection {
             };
             let done = match step {
                 Step::Command(Some(cmd)) => {
-                    let now = Instant::now().into_std();
-                    self.state.push(now, cmd);
-                    // Take what else is queued, so that one write carries it all.
-                    while let Some(cmd) = self.commands.try_recv() {
-                        self.state.push(now, cmd);
-                    }
+                    self.state
+                        .push_queued(Instant::now().into_std(), cmd, &self.commands);
                     false
                 }
                 // The router is gone (server stopped) or has forgotten this connection.
