@@ -17,7 +17,7 @@ pub use error::ServerError;
 pub use listen::ListenAddr;
 pub use mailbox::{Mailbox, MailboxSink};
 pub use mqtt_store::{Durability, StoreOptions};
-pub use router::{ConnSink, Report, Router, SHUTDOWN_GRACE};
+pub use router::{close_store, ConnSink, Report, Router, SHUTDOWN_GRACE};
 
 /// Inputs that may wait for the router before connection tasks stop reading their sockets.
 pub const INBOX_CAPACITY: usize = 1024;

@@ -15,6 +15,14 @@ use tracing::{debug, info, warn};
 /// How long shutting down waits for connections to write their last bytes.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
+/// Writes and syncs what the store still holds, stops its writer, and logs a failure (there
+/// is nobody left to tell). Blocks for as long as the last commit takes.
+pub fn close_store(store: Option<StoreHandle>) {
+    if let Some(Err(e)) = store.map(StoreHandle::close) {
+        warn!(error = %e, "closing the store");
+    }
+}
+
 /// What a connection task or thread tells the router.
 // Packets move by value: boxing would cost an allocation per packet on the hot path.
 #[allow(clippy::large_enum_variant)]
@@ -98,12 +106,10 @@ impl<S: ConnSink> Router<S> {
         }
     }
 
-    /// After [`Router::shutdown`]: writes and syncs what is left, and stops the store.
-    pub fn close_store(&mut self) -> Result<(), StoreError> {
-        match self.store.take() {
-            Some(store) => store.close(),
-            None => Ok(()),
-        }
+    /// After [`Router::shutdown`]: the store's writer, to be closed with [`close_store`]. A
+    /// blocking call (it waits for the last fsync): an async adapter runs it off its executor.
+    pub fn take_store(&mut self) -> Option<StoreHandle> {
+        self.store.take()
     }
 
     /// The broker, for its configuration and limits.

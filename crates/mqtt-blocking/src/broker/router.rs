@@ -7,7 +7,9 @@ use std::thread;
 use std::time::Instant;
 
 use bytes::Bytes;
-use mqtt_adapter::broker::{ConnCommand, ConnSink, Report, Router as Core, SHUTDOWN_GRACE};
+use mqtt_adapter::broker::{
+    close_store, ConnCommand, ConnSink, Report, Router as Core, SHUTDOWN_GRACE,
+};
 use mqtt_core::broker::PeerInfo;
 use mqtt_store::StoreAnswer;
 use tracing::warn;
@@ -190,8 +192,6 @@ impl Router {
             }
         }
         // The last batches (sessions gone offline) are written and synced before we stop.
-        if let Err(e) = self.core.close_store() {
-            warn!(error = %e, "closing the store");
-        }
+        close_store(self.core.take_store());
     }
 }

@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use async_io::Timer;
 use futures_lite::FutureExt;
-use mqtt_adapter::broker::{Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE};
+use mqtt_adapter::broker::{
+    close_store, Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE,
+};
 use mqtt_core::broker::{ConnId, PeerInfo};
 use mqtt_store::StoreAnswer;
 use smol::Task;
@@ -173,9 +175,9 @@ impl Router {
         for (_, task) in self.tasks.drain() {
             task.cancel().await;
         }
-        // The last batches (sessions gone offline) are written and synced before we stop.
-        if let Err(e) = self.core.close_store() {
-            warn!(error = %e, "closing the store");
-        }
+        // The last batches (sessions gone offline) are written and synced before we stop,
+        // off the executor's threads.
+        let store = self.core.take_store();
+        smol::unblock(move || close_store(store)).await;
     }
 }

@@ -1,7 +1,9 @@
 //! The router task: the one owner of the broker (through `mqtt_adapter::broker::Router`), fed
 //! by every connection and a timer.
 
-use mqtt_adapter::broker::{Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE};
+use mqtt_adapter::broker::{
+    close_store, Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE,
+};
 use mqtt_core::broker::PeerInfo;
 use mqtt_store::StoreAnswer;
 use tokio::sync::{mpsc, oneshot};
@@ -111,10 +113,10 @@ impl Router {
                 }
             }
         }
-        // The last batches (sessions gone offline) are written and synced before we stop.
-        if let Err(e) = self.core.close_store() {
-            warn!(error = %e, "closing the store");
-        }
+        // The last batches (sessions gone offline) are written and synced before we stop,
+        // off the runtime's threads.
+        let store = self.core.take_store();
+        let _ = tokio::task::spawn_blocking(move || close_store(store)).await;
         // Dropping the `JoinSet` aborts whatever is left.
     }
 }
