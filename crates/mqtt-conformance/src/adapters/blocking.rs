@@ -106,6 +106,7 @@ struct BlockingHandle {
 /// but a behaviour must give up. A call that never returns ends with the client.
 fn limited<T: Send + 'static>(
     what: &'static str,
+    limit: Duration,
     call: impl FnOnce() -> Result<T, client::Error> + Send + 'static,
 ) -> Result<T, Failure> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -115,10 +116,10 @@ fn limited<T: Send + 'static>(
             let _ = tx.send(call());
         })
         .map_err(|e| Failure::new(format!("blocking {what}: cannot start a thread: {e}")))?;
-    match rx.recv_timeout(WAIT) {
+    match rx.recv_timeout(limit) {
         Ok(result) => result.map_err(|e| Failure::new(format!("blocking {what}: {e}"))),
         Err(_) => Err(Failure::new(format!(
-            "blocking: {what} did not complete within {WAIT:?}"
+            "blocking: {what} did not complete within {limit:?}"
         ))),
     }
 }
@@ -126,7 +127,7 @@ fn limited<T: Send + 'static>(
 impl ClientHandle for BlockingHandle {
     fn publish(&mut self, request: PublishRequest) -> Result<ReasonCode, Failure> {
         let client = self.client.clone();
-        limited("publish", move || client.publish(request))
+        limited("publish", WAIT, move || client.publish(request))
     }
 
     fn subscribe(
@@ -135,14 +136,14 @@ impl ClientHandle for BlockingHandle {
         properties: SubscribeProperties,
     ) -> Result<Vec<ReasonCode>, Failure> {
         let client = self.client.clone();
-        limited("subscribe", move || {
+        limited("subscribe", WAIT, move || {
             client.subscribe(subscriptions, properties)
         })
     }
 
     fn unsubscribe(&mut self, filters: Vec<TopicFilter>) -> Result<Vec<ReasonCode>, Failure> {
         let client = self.client.clone();
-        limited("unsubscribe", move || client.unsubscribe(filters))
+        limited("unsubscribe", WAIT, move || client.unsubscribe(filters))
     }
 
     fn next_event(&mut self, timeout: Duration) -> Result<Option<Event>, Failure> {
@@ -165,7 +166,8 @@ impl ClientHandle for BlockingHandle {
     ) -> Result<(), Failure> {
         let Self { client, events } = *self;
         let closing = client.clone();
-        limited("disconnect", move || {
+        // As for the async clients: the drain may take its whole `drain_timeout` (WAIT) first.
+        limited("disconnect", WAIT * 2, move || {
             closing.disconnect_with(reason_code, session_expiry)
         })?;
         drop(events);
