@@ -61,8 +61,22 @@ impl Outbox {
     }
 
     pub(crate) fn push(&mut self, t: Transmit) {
+        let promises = self.hold_conn == Some(t.conn);
+        self.push_held_if(t, promises);
+    }
+
+    /// Queues a PUBLISH. Sending one promises nothing about what the input stored, so unlike
+    /// an acknowledgement it waits only where a QoS 2 flow needs it, or behind what its
+    /// connection already has held: a subscriber's next QoS 1 message need not wait for the
+    /// commit that deletes the one it just acknowledged (a crash before that commit only
+    /// redelivers, which QoS 1 allows).
+    pub(crate) fn push_publish(&mut self, t: Transmit) {
+        self.push_held_if(t, false);
+    }
+
+    fn push_held_if(&mut self, t: Transmit, promises: bool) {
         let pending = self.marked || !self.ops.is_empty();
-        let must_wait = pending && (self.hold_all || self.hold_conn == Some(t.conn));
+        let must_wait = pending && (self.hold_all || promises);
         // Without persistence nothing is ever held: no lookup per transmit.
         let behind = !self.held.is_empty() && self.held_per_conn.contains_key(&t.conn);
         if must_wait || behind {

@@ -341,7 +341,7 @@ fn queue_publish(
     c.pending_write += size;
     stats.messages_sent += 1;
     stats.bytes_sent += size as u64;
-    out.push(t);
+    out.push_publish(t);
     true
 }
 

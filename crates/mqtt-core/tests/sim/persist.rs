@@ -295,3 +295,41 @@ fn a_qos2_id_pipelined_behind_the_connect_that_creates_the_session_is_stored() {
     let stored = &w.store.state().sessions["pipelined"];
     assert_eq!(stored.incoming_qos2, [pid(5)]);
 }
+
+#[test]
+fn a_subscribers_next_qos1_message_does_not_wait_for_the_store_but_a_qos2_one_does() {
+    for qos in [1, 2] {
+        let mut w = World::persistent(config_with(|l| l.max_inflight = 1));
+        let sub = w.connect(v311("sub").clean(false));
+        w.send(sub, subscribe(1, &[("t/#", qos)]));
+        w.expect_suback(sub);
+        let publ = w.connect(v311("pub"));
+        for (id, payload) in [(1, "first"), (2, "second")] {
+            let p = publish(&format!("t/{id}"), payload);
+            w.send(publ, if qos == 1 { p.qos1(id) } else { p.qos2(id) });
+        }
+        let first = w.expect_message(sub, "t/1", "first");
+        // The window of one is full: "second" is queued until "first" is acknowledged.
+        w.expect_nothing(sub);
+        w.pause_store();
+        let id = first.packet_id.expect("QoS 1 or 2 has an id");
+        if qos == 1 {
+            w.send(sub, puback(id.get()));
+            // Its deletion is not durable yet, and need not be: a restart before it could
+            // only send "first" again, which QoS 1 allows.
+            w.expect_message(sub, "t/2", "second");
+        } else {
+            w.send(sub, pubrec(id.get()));
+            // The PUBREL promises the broker knows the flow moved on: it waits.
+            w.expect_nothing(sub);
+            w.resume_store();
+            w.expect_pubrel(sub);
+            w.pause_store();
+            w.send(sub, pubcomp(id.get()));
+            // "second" takes a QoS 2 packet id, which must be durable before it is used.
+            w.expect_nothing(sub);
+            w.resume_store();
+            w.expect_message(sub, "t/2", "second");
+        }
+    }
+}
