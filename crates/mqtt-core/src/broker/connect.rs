@@ -229,6 +229,7 @@ impl Broker {
                 releases.push(f.id);
             } else {
                 f.sent = false;
+                session.resending = true;
             }
         }
         for id in releases {

@@ -165,7 +165,12 @@ impl Broker {
             };
             // [MQTT-4.4.0-1] what a resumed session had in flight goes again first, with DUP
             // and in order, but only as the window allows [MQTT-3.3.4-9].
-            if let Some(i) = session.inflight.iter().position(|f| !f.sent) {
+            let unsent = match session.resending {
+                true => session.inflight.iter().position(|f| !f.sent),
+                false => None,
+            };
+            session.resending = unsent.is_some();
+            if let Some(i) = unsent {
                 if session.inflight.iter().filter(|f| f.sent).count() >= window {
                     return;
                 }
@@ -280,7 +285,7 @@ impl Broker {
             retain: d.retain,
             topic: d.msg.topic.clone(),
             packet_id,
-            properties: PublishProperties::default(),
+            properties: Default::default(),
             payload: d.msg.payload.clone(),
         };
         if version == ProtocolVersion::V5 {
@@ -300,7 +305,7 @@ impl Broker {
                     publish.topic = TopicName::empty();
                 }
             }
-            publish.properties = props;
+            publish.properties = props.into();
         } else if d.msg.is_expired(now) {
             return false;
         }

@@ -64,6 +64,9 @@ pub(crate) struct Session {
     pub(crate) dropped: u64,
     /// A record of it was sent to the store (and not deleted since).
     pub(crate) stored: bool,
+    /// Some of `inflight` may still wait to be sent again on this connection (set when a
+    /// session resumes): until then `pump` need not look for them on every call.
+    pub(crate) resending: bool,
 }
 
 impl Session {
@@ -83,6 +86,7 @@ impl Session {
             pending_will: None,
             dropped: 0,
             stored: false,
+            resending: false,
         }
     }
 
