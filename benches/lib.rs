@@ -78,7 +78,8 @@ pub fn publish_with_properties(i: usize, payload: &Bytes) -> Publish {
             .map(|(k, v)| UserProperty::new(*k, *v))
             .collect(),
         ..PublishProperties::default()
-    };
+    }
+    .into();
     p
 }
 

@@ -228,7 +228,7 @@ pub fn publish(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Publish> 
         retain: u.arbitrary()?,
         topic,
         packet_id,
-        properties,
+        properties: properties.into(),
         payload: binary(u)?,
     })
 }

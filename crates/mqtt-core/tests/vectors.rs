@@ -720,7 +720,7 @@ fn check_publish(d: &mut Obj, p: &Publish, version: ProtocolVersion, props: Opti
         d,
         "properties",
         "property_order",
-        &p.properties,
+        &*p.properties,
         props,
         publish_prop,
     );

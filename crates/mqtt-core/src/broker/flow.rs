@@ -14,7 +14,7 @@ impl Broker {
         let version = c.version;
         // Topic Alias from the client: [MQTT-3.3.2-9] [MQTT-3.3.2-10] within what we
         // announced, and an empty topic must name a known alias.
-        if let Some(alias) = p.properties.topic_alias.take() {
+        if let Some(alias) = p.properties.get_mut().and_then(|p| p.topic_alias.take()) {
             if alias.get() > self.config.limits.topic_alias_maximum {
                 return self.protocol_error(now, conn, ReasonCode::TopicAliasInvalid);
             }
@@ -91,7 +91,7 @@ impl Broker {
         version: ProtocolVersion,
     ) -> usize {
         // The message takes the packet's parts as they are: nothing is copied.
-        let mut properties = p.properties;
+        let mut properties = p.properties.into_inner();
         properties.subscription_identifiers.clear();
         properties.topic_alias = None;
         let expires_at = properties

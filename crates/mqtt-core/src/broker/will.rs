@@ -67,7 +67,8 @@ impl Broker {
                 user_properties: will.properties.user_properties,
                 subscription_identifiers: Vec::new(),
                 content_type: will.properties.content_type,
-            },
+            }
+            .into(),
             payload: will.payload,
         };
         self.stats.messages_received += 1;

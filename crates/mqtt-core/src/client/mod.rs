@@ -419,7 +419,7 @@ impl Client {
             retain,
             topic,
             packet_id: None,
-            properties,
+            properties: properties.into(),
             payload,
         };
         if let Some(err) = self.refusal(&publish) {

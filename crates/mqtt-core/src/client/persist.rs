@@ -291,7 +291,7 @@ impl Client {
                 retain: m.retain,
                 topic: m.topic,
                 packet_id: None,
-                properties: m.properties,
+                properties: m.properties.into(),
                 payload: m.payload,
             };
             let state = match (m.inflight, m.qos) {
@@ -412,7 +412,7 @@ fn stored(p: &Publish, inflight: Option<(crate::packet::PacketId, StoredFlow)>) 
         payload: p.payload.clone(),
         qos: p.qos,
         retain: p.retain,
-        properties: p.properties.clone(),
+        properties: (*p.properties).clone(),
         inflight,
     }
 }

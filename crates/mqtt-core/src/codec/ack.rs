@@ -4,9 +4,12 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::Reader;
+use super::primitives::{Cursor, Reader};
 use super::properties;
 use crate::packet::{Ack, PacketType, ProtocolVersion, ReasonCode};
+
+/// The longest body that [`decode_fixed`] reads whole: packet id and reason code.
+pub(super) const FIXED_LEN: usize = 3;
 
 #[inline]
 pub(super) fn decode(
@@ -14,19 +17,31 @@ pub(super) fn decode(
     version: ProtocolVersion,
     kind: PacketType,
 ) -> Result<Ack, DecodeError> {
-    let packet_id = r.packet_id()?;
+    let mut ack = decode_fixed(r, version, kind)?;
+    if version.is_v5() && !r.is_empty() {
+        ack.properties = properties::decode(r)?;
+    }
+    Ok(ack)
+}
+
+/// All of an ack before its properties: the whole packet when the body is at most
+/// [`FIXED_LEN`] bytes long, which is read in place.
+#[inline]
+pub(super) fn decode_fixed(
+    c: &mut Cursor,
+    version: ProtocolVersion,
+    kind: PacketType,
+) -> Result<Ack, DecodeError> {
+    let packet_id = c.packet_id()?;
     let mut ack = Ack::new(packet_id);
     // Before 5.0 the packet is the id alone; extra bytes are caught by the caller's finish().
     // In 5.0 a Remaining Length of 2 means Success with no properties, and one of 3 means a
     // reason code with no properties (spec 3.4.2.1, 3.4.2.2.1 and the same for the others).
-    if version.is_v5() && !r.is_empty() {
-        let code = r.u8()?;
+    if version.is_v5() && !c.is_empty() {
+        let code = c.u8()?;
         ack.reason_code = ReasonCode::from_u8(code)
             .filter(|c| allows(kind, *c))
             .ok_or(DecodeError::InvalidReasonCode(code))?;
-        if !r.is_empty() {
-            ack.properties = properties::decode(r)?;
-        }
     }
     Ok(ack)
 }

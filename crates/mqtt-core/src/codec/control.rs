@@ -4,7 +4,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::Reader;
+use super::primitives::{Cursor, Reader};
 use super::properties::{self, PropertySet};
 use crate::packet::{Auth, Disconnect, ProtocolVersion, ReasonCode};
 
@@ -30,23 +30,51 @@ pub(super) fn decode_auth(r: &mut Reader) -> Result<Auth, DecodeError> {
     })
 }
 
+/// The longest DISCONNECT or AUTH body that is read in place: a reason code alone.
+pub(super) const FIXED_LEN: usize = 1;
+
+/// DISCONNECT of at most [`FIXED_LEN`] bytes, read in place: no properties.
+pub(super) fn decode_disconnect_fixed(
+    c: &mut Cursor,
+    version: ProtocolVersion,
+) -> Result<Disconnect, DecodeError> {
+    let mut d = Disconnect::default();
+    if version.is_v5() {
+        d.reason_code = reason(c, disconnect_allows)?;
+    }
+    Ok(d)
+}
+
+/// AUTH of at most [`FIXED_LEN`] bytes, read in place: no properties.
+pub(super) fn decode_auth_fixed(c: &mut Cursor) -> Result<Auth, DecodeError> {
+    Ok(Auth {
+        reason_code: reason(c, auth_allows)?,
+        properties: Default::default(),
+    })
+}
+
 fn reason_and_properties<P: PropertySet>(
     r: &mut Reader,
     allows: fn(ReasonCode) -> bool,
 ) -> Result<(ReasonCode, P), DecodeError> {
-    if r.is_empty() {
-        return Ok((ReasonCode::Success, P::default()));
-    }
-    let code = r.u8()?;
-    let reason = ReasonCode::from_u8(code)
-        .filter(|c| allows(*c))
-        .ok_or(DecodeError::InvalidReasonCode(code))?;
+    let reason = reason(r, allows)?;
     let props = if r.is_empty() {
         P::default()
     } else {
         properties::decode(r)?
     };
     Ok((reason, props))
+}
+
+/// The reason code, `Success` when the body ends before it.
+fn reason(c: &mut Cursor, allows: fn(ReasonCode) -> bool) -> Result<ReasonCode, DecodeError> {
+    if c.is_empty() {
+        return Ok(ReasonCode::Success);
+    }
+    let code = c.u8()?;
+    ReasonCode::from_u8(code)
+        .filter(|c| allows(*c))
+        .ok_or(DecodeError::InvalidReasonCode(code))
 }
 
 /// Remaining Length and property length of a DISCONNECT or AUTH body in 5.0: the shortest

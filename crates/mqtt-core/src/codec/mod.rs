@@ -31,7 +31,7 @@ pub use frame::{parse_header, FixedHeader};
 pub use publish::encode_header as encode_publish_header;
 
 use crate::packet::{Packet, PacketType, ProtocolVersion, ReasonCode};
-use primitives::{put_varint, varint_len, Reader, VARINT_MAX};
+use primitives::{put_varint, varint_len, Cursor, Reader, VARINT_MAX};
 
 /// Limits applied while decoding, before any memory is committed to a packet.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,9 +80,61 @@ pub fn decode(
         buf.reserve((len - buf.len()).min(RESERVE_AHEAD));
         return Ok(None);
     }
-    let mut frame = buf.split_to(len).freeze();
-    frame.advance(header.header_len);
-    decode_body(&header, frame, version).map(Some)
+    if header.packet_type == PacketType::Publish {
+        if let Some(publish) =
+            publish::decode_split(header.flags, buf, header.header_len, len, version)
+        {
+            return publish.map(|p| Some(Packet::Publish(p)));
+        }
+    }
+    let body = buf.get(header.header_len..len).unwrap_or_default();
+    // A packet that keeps no part of the input is read where it lies and skipped: taking
+    // its bytes out as a shared handle would cost more than decoding it.
+    if let Some(packet) = decode_in_place(&header, body, version) {
+        buf.advance(len);
+        return packet.map(Some);
+    }
+    // Left whole, header included: the body is read from `header_len` on, and moving a
+    // handle just after changing it stalls on the store.
+    let frame = buf.split_to(len).freeze();
+    decode_frame(&header, frame, header.header_len, version).map(Some)
+}
+
+/// Decodes the packets whose body is nothing but fixed-size fields (PINGREQ, PINGRESP, and
+/// acks, DISCONNECT and AUTH without properties) from borrowed bytes; `None` for any other
+/// packet. The same functions as in [`decode_body`] read the fields, so the rules are those.
+#[inline]
+fn decode_in_place(
+    header: &FixedHeader,
+    body: &[u8],
+    version: ProtocolVersion,
+) -> Option<Result<Packet, DecodeError>> {
+    let mut c = Cursor::new(body);
+    let fixed_ack = body.len() <= ack::FIXED_LEN;
+    let fixed_control = body.len() <= control::FIXED_LEN;
+    let packet = match header.packet_type {
+        PacketType::PubAck if fixed_ack => {
+            ack::decode_fixed(&mut c, version, PacketType::PubAck).map(Packet::PubAck)
+        }
+        PacketType::PubRec if fixed_ack => {
+            ack::decode_fixed(&mut c, version, PacketType::PubRec).map(Packet::PubRec)
+        }
+        PacketType::PubRel if fixed_ack => {
+            ack::decode_fixed(&mut c, version, PacketType::PubRel).map(Packet::PubRel)
+        }
+        PacketType::PubComp if fixed_ack => {
+            ack::decode_fixed(&mut c, version, PacketType::PubComp).map(Packet::PubComp)
+        }
+        PacketType::PingReq => Ok(Packet::PingReq),
+        PacketType::PingResp => Ok(Packet::PingResp),
+        PacketType::Disconnect if fixed_control => {
+            control::decode_disconnect_fixed(&mut c, version).map(Packet::Disconnect)
+        }
+        PacketType::Auth if fixed_control => control::decode_auth_fixed(&mut c).map(Packet::Auth),
+        _ => return None,
+    };
+    // Every byte of the Remaining Length must belong to a field (spec 2.1.4).
+    Some(packet.and_then(|p| c.finish().map(|()| p)))
 }
 
 /// Decodes the body of a packet whose fixed header was already parsed: for callers that
@@ -96,12 +148,23 @@ pub fn decode_body(
     if body.len() != header.remaining_len as usize {
         return Err(DecodeError::LengthMismatch);
     }
-    let mut r = Reader::new(body);
+    decode_frame(header, body, 0, version)
+}
+
+/// Decodes the packet whose body starts `body_at` bytes into `frame` and runs to its end.
+#[inline]
+fn decode_frame(
+    header: &FixedHeader,
+    frame: Bytes,
+    body_at: usize,
+    version: ProtocolVersion,
+) -> Result<Packet, DecodeError> {
+    let mut r = Reader::at(&frame, body_at)?;
     let packet = match header.packet_type {
         // The payload is the rest of the body, so no byte is left for `finish` to find:
         // returning here builds the packet in place instead of moving it out of `packet`.
         PacketType::Publish => {
-            return publish::decode(header.flags, &mut r, version).map(Packet::Publish)
+            return publish::decode(header.flags, frame, body_at, version).map(Packet::Publish)
         }
         PacketType::PubAck => Packet::PubAck(ack::decode(&mut r, version, PacketType::PubAck)?),
         PacketType::PubRec => Packet::PubRec(ack::decode(&mut r, version, PacketType::PubRec)?),

@@ -58,19 +58,31 @@ pub(crate) trait PropertySet: Default {
 
 /// Reads a property length and the properties it covers.
 pub(crate) fn decode<P: PropertySet>(r: &mut Reader) -> Result<P, DecodeError> {
-    let len = r.varint()?;
     let mut props = P::default();
+    decode_into(r, &mut props)?;
+    Ok(props)
+}
+
+/// [`decode`] straight into a new box: for a large set, which is then never moved.
+pub(crate) fn decode_boxed<P: PropertySet>(r: &mut Reader) -> Result<Box<P>, DecodeError> {
+    let mut props = Box::<P>::default();
+    decode_into(r, &mut *props)?;
+    Ok(props)
+}
+
+fn decode_into<P: PropertySet>(r: &mut Reader, props: &mut P) -> Result<(), DecodeError> {
+    let len = r.varint()?;
     if len == 0 {
-        return Ok(props);
+        return Ok(());
     }
-    let mut pr = Reader::new(r.take(len as usize)?);
+    let mut pr = r.section(len as usize)?;
     while !pr.is_empty() {
         // Identifiers are Variable Byte Integers, though all defined ones fit in one byte.
         let id = pr.varint()?;
         let id = u8::try_from(id).map_err(|_| DecodeError::PropertyNotAllowed(0xFF))?;
         props.apply(id, &mut pr)?;
     }
-    Ok(props)
+    Ok(())
 }
 
 /// Size of the properties without their length prefix.

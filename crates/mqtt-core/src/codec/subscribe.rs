@@ -3,7 +3,7 @@
 use bytes::{BufMut, BytesMut};
 
 use super::error::{DecodeError, EncodeError};
-use super::primitives::{field_len, put_binary, Reader};
+use super::primitives::{field_len, put_binary, Cursor, Reader};
 use super::properties;
 use crate::packet::{
     ProtocolVersion, QoS, ReasonCode, RetainHandling, SubAck, Subscribe, Subscription,
@@ -15,13 +15,19 @@ pub(super) fn decode_subscribe(
     r: &mut Reader,
     version: ProtocolVersion,
 ) -> Result<Subscribe, DecodeError> {
-    let packet_id = r.packet_id()?;
-    let properties = if version.is_v5() {
-        properties::decode(r)?
-    } else {
-        Default::default()
+    // Built first and filled in place: moved whole at the end, a just-filled value is read
+    // back before it is stored, which stalls.
+    let mut s = Subscribe {
+        packet_id: r.packet_id()?,
+        subscriptions: Vec::new(),
+        properties: if version.is_v5() {
+            properties::decode(r)?
+        } else {
+            Default::default()
+        },
     };
-    let mut subscriptions = Vec::new();
+    s.subscriptions
+        .reserve_exact(count_subscriptions(r.cursor()));
     while !r.is_empty() {
         let filter = filter(r)?;
         let options = options(r.u8()?, version)?;
@@ -29,19 +35,30 @@ pub(super) fn decode_subscribe(
         if options.no_local && filter.shared().is_some() {
             return Err(DecodeError::NoLocalOnSharedSubscription);
         }
-        subscriptions.push(Subscription { filter, options });
+        s.subscriptions.push(Subscription { filter, options });
     }
     // [MQTT-3.8.3-3] (3.1.1) [MQTT-3.8.3-2] (5.0): at least one subscription.
-    if subscriptions.is_empty() {
+    if s.subscriptions.is_empty() {
         return Err(DecodeError::NoTopicFilters);
     }
-    Ok(Subscribe {
-        packet_id,
-        subscriptions,
-        properties,
-    })
+    Ok(s)
 }
 
+/// How many subscriptions the rest of a SUBSCRIBE holds, counted before any is decoded so
+/// that the list is allocated once. Stops at the first that is cut short, which decoding
+/// then refuses.
+fn count_subscriptions(mut c: Cursor) -> usize {
+    let mut n = 0;
+    while let Ok(len) = c.u16() {
+        if c.bytes(usize::from(len)).is_err() || c.u8().is_err() {
+            break;
+        }
+        n += 1;
+    }
+    n
+}
+
+#[inline]
 fn filter(r: &mut Reader) -> Result<TopicFilter, DecodeError> {
     TopicFilter::try_from(r.string()?).map_err(DecodeError::InvalidTopicFilter)
 }

@@ -12,7 +12,8 @@ use bytestring::ByteString;
 
 pub use properties::{
     AckProperties, AuthProperties, ConnAckProperties, ConnectProperties, DisconnectProperties,
-    PublishProperties, SubscribeProperties, UnsubscribeProperties, UserProperty, WillProperties,
+    PublishProperties, PublishPropertiesBox, SubscribeProperties, UnsubscribeProperties,
+    UserProperty, WillProperties,
 };
 pub use types::{PacketId, ProtocolVersion, QoS, ReasonCode, RetainHandling};
 
@@ -219,8 +220,8 @@ pub struct Publish {
     pub topic: TopicName,
     /// Packet Identifier: present exactly when QoS is 1 or 2.
     pub packet_id: Option<PacketId>,
-    /// Properties (5.0).
-    pub properties: PublishProperties,
+    /// Properties (5.0), stored out of line: most messages have none.
+    pub properties: PublishPropertiesBox,
     /// The application message.
     pub payload: Bytes,
 }
@@ -234,7 +235,7 @@ impl Publish {
             retain: false,
             topic,
             packet_id: None,
-            properties: PublishProperties::default(),
+            properties: PublishPropertiesBox::new(),
             payload: payload.into(),
         }
     }

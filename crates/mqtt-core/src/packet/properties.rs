@@ -1,7 +1,9 @@
 //! MQTT 5.0 properties, one typed set per packet so that a property can only sit where the
 //! spec allows it (spec 2.2.2.2). Earlier versions carry none and ignore these on encode.
 
+use core::fmt;
 use core::num::{NonZeroU16, NonZeroU32};
+use core::ops::{Deref, DerefMut};
 
 use bytes::Bytes;
 use bytestring::ByteString;
@@ -130,6 +132,118 @@ pub struct PublishProperties {
     pub content_type: Option<ByteString>,
 }
 
+/// The properties of a [`Publish`](super::Publish), stored out of line.
+///
+/// Most messages carry no property, so a PUBLISH keeps its [`PublishProperties`] behind this
+/// pointer-sized handle rather than inline: a message without properties allocates nothing
+/// and stays small to move, decode and drop. It reads as a [`PublishProperties`] through
+/// `Deref` (the empty set when nothing is stored), so `publish.properties.topic_alias` reads
+/// as it would on the set itself. The first mutable access through `DerefMut` allocates the
+/// set; [`Self::get_mut`] and [`Self::take`] never do.
+///
+/// Two handles are equal when the sets they read as are: an allocated empty set equals no
+/// set at all.
+#[derive(Clone, Default)]
+pub struct PublishPropertiesBox(Option<Box<PublishProperties>>);
+
+/// What a [`PublishPropertiesBox`] without a set reads as.
+static NO_PUBLISH_PROPERTIES: PublishProperties = PublishProperties::EMPTY;
+
+impl PublishPropertiesBox {
+    /// No properties; allocates nothing.
+    pub const fn new() -> Self {
+        Self(None)
+    }
+
+    /// Whether no property is set; cheaper than asking the set when none is stored.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.0.as_deref().is_none_or(PublishProperties::is_empty)
+    }
+
+    /// The stored set for changing in place, or `None` (without allocating) if there is none.
+    #[inline]
+    pub fn get_mut(&mut self) -> Option<&mut PublishProperties> {
+        self.0.as_deref_mut()
+    }
+
+    /// Takes the set out, leaving no properties.
+    #[inline]
+    pub fn take(&mut self) -> PublishProperties {
+        self.0.take().map(|p| *p).unwrap_or_default()
+    }
+
+    /// The set, by value.
+    #[inline]
+    pub fn into_inner(self) -> PublishProperties {
+        self.0.map(|p| *p).unwrap_or_default()
+    }
+}
+
+impl Deref for PublishPropertiesBox {
+    type Target = PublishProperties;
+
+    #[inline]
+    fn deref(&self) -> &PublishProperties {
+        self.0.as_deref().unwrap_or(&NO_PUBLISH_PROPERTIES)
+    }
+}
+
+impl DerefMut for PublishPropertiesBox {
+    /// Allocates the set if none is stored yet.
+    #[inline]
+    fn deref_mut(&mut self) -> &mut PublishProperties {
+        self.0.get_or_insert_with(Box::default)
+    }
+}
+
+impl From<PublishProperties> for PublishPropertiesBox {
+    /// Stores `properties`; an empty set allocates nothing.
+    #[inline]
+    fn from(properties: PublishProperties) -> Self {
+        if properties.is_empty() {
+            Self(None)
+        } else {
+            Self(Some(Box::new(properties)))
+        }
+    }
+}
+
+impl From<Box<PublishProperties>> for PublishPropertiesBox {
+    #[inline]
+    fn from(properties: Box<PublishProperties>) -> Self {
+        Self(Some(properties))
+    }
+}
+
+impl From<PublishPropertiesBox> for PublishProperties {
+    #[inline]
+    fn from(properties: PublishPropertiesBox) -> Self {
+        properties.into_inner()
+    }
+}
+
+impl PartialEq for PublishPropertiesBox {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for PublishPropertiesBox {}
+
+impl PartialEq<PublishProperties> for PublishPropertiesBox {
+    fn eq(&self, other: &PublishProperties) -> bool {
+        **self == *other
+    }
+}
+
+impl fmt::Debug for PublishPropertiesBox {
+    /// As the set it reads as.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
 /// Properties of PUBACK, PUBREC, PUBREL, PUBCOMP, SUBACK and UNSUBACK: the same two.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AckProperties {
@@ -189,6 +303,19 @@ impl ConnectProperties {
 }
 
 impl PublishProperties {
+    /// The set with no property: what [`Default::default`] returns, usable in `const` and
+    /// `static` items.
+    pub const EMPTY: Self = Self {
+        payload_format_indicator: None,
+        message_expiry_interval: None,
+        topic_alias: None,
+        response_topic: None,
+        correlation_data: None,
+        user_properties: Vec::new(),
+        subscription_identifiers: Vec::new(),
+        content_type: None,
+    };
+
     /// Whether no property is set.
     pub fn is_empty(&self) -> bool {
         self.payload_format_indicator.is_none()
