@@ -1,5 +1,6 @@
 //! Inbound PUBLISH and the QoS 1/2 acknowledgement flows in both directions.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
@@ -99,7 +100,7 @@ impl Broker {
             .take()
             .filter(|_| version.is_v5())
             .map(|s| now + Duration::from_secs(u64::from(s)));
-        let msg = Message {
+        let msg = Arc::new(Message {
             topic: p.topic,
             payload: p.payload,
             qos: p.qos,
@@ -107,7 +108,7 @@ impl Broker {
             properties,
             expires_at,
             origin,
-        };
+        });
         // Clients may not publish into $SYS: it is the broker's (spec 4.7.2 "SHOULD prevent"),
         // neither live nor by replacing what the broker retained there.
         if msg.topic.starts_with("$SYS") && msg.origin.is_some() {

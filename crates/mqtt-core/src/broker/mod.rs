@@ -52,6 +52,7 @@ mod sys;
 mod will;
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::BytesMut;
@@ -119,7 +120,7 @@ pub struct Broker {
     conns: ConnMap<Connection>,
     sessions: HashMap<ByteString, Session>,
     subs: Subscriptions,
-    retained: Retained<Message>,
+    retained: Retained<Arc<Message>>,
     timers: TimerQueue<Timer>,
     out: Outbox,
     /// Sessions whose record changed during this input (persistence only).

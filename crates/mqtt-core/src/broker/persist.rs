@@ -6,6 +6,7 @@
 //! sessions (a Session Expiry Interval above 0; 3.x Clean Session 0).
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytestring::ByteString;
@@ -201,7 +202,7 @@ impl Broker {
                 continue;
             }
             let topic = m.topic.clone();
-            let _ = broker.retained.set(&topic, message(m));
+            let _ = broker.retained.set(&topic, Arc::new(message(m)));
         }
         for (client, s) in state.sessions {
             broker.restore_session(now, client, s);
@@ -231,7 +232,7 @@ impl Broker {
         }
         for (seq, d) in deliveries {
             let delivery = Delivery {
-                msg: message(d.message),
+                msg: Arc::new(message(d.message)),
                 qos: d.qos,
                 retain: d.retain,
                 sub_ids: d.sub_ids,

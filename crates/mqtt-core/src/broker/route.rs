@@ -2,6 +2,7 @@
 //! QoS it may have, and encode each copy for its connection sharing the payload `Bytes`.
 
 use core::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,7 +44,8 @@ impl Message {
 /// One copy of a message for one session.
 #[derive(Debug, Clone)]
 pub(crate) struct Delivery {
-    pub(crate) msg: Message,
+    /// Shared by every copy: a fan-out or a queue holds one message, not one per session.
+    pub(crate) msg: Arc<Message>,
     pub(crate) qos: QoS,
     pub(crate) retain: bool,
     pub(crate) sub_ids: Vec<NonZeroU32>,
@@ -53,7 +55,7 @@ pub(crate) struct Delivery {
 
 impl Broker {
     /// Routes a message to every matching subscription.
-    pub(crate) fn route(&mut self, now: Instant, msg: &Message) -> usize {
+    pub(crate) fn route(&mut self, now: Instant, msg: &Arc<Message>) -> usize {
         let mut routes = core::mem::take(&mut self.routes);
         routes.clear();
         let sessions = &self.sessions;

@@ -1,6 +1,7 @@
 //! SUBSCRIBE and UNSUBSCRIBE: options, limits, retained messages on subscribe.
 
 use core::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Instant;
 
 use bytestring::ByteString;
@@ -86,15 +87,16 @@ impl Broker {
             RetainHandling::DoNotSend => false,
         };
         if send && !shared && self.config.retain_available {
-            self.retained.for_each_match(filter, &mut |_, m: &Message| {
-                retained.push(Delivery {
-                    msg: m.clone(),
-                    qos: m.qos.min(options.qos),
-                    retain: true,
-                    sub_ids: id.into_iter().collect(),
-                    seq: 0,
+            self.retained
+                .for_each_match(filter, &mut |_, m: &Arc<Message>| {
+                    retained.push(Delivery {
+                        msg: m.clone(),
+                        qos: m.qos.min(options.qos),
+                        retain: true,
+                        sub_ids: id.into_iter().collect(),
+                        seq: 0,
+                    });
                 });
-            });
         }
         match options.qos {
             QoS::AtMostOnce => ReasonCode::Success,
