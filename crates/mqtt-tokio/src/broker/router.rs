@@ -14,6 +14,9 @@ use tracing::warn;
 use super::connection::Connection;
 use crate::transport::Incoming;
 
+/// The most inputs the router takes in one turn of its loop.
+const BURST: usize = 64;
+
 /// What the listeners and connection tasks tell the router, over one bounded channel.
 #[derive(Debug)]
 pub(super) enum Input {
@@ -53,13 +56,37 @@ impl Router {
     /// The loop: one input (a connection's, or the timer), then drain the broker's output.
     /// Returns once `stop` fires (or its sender is dropped), after shutting down gracefully.
     pub(super) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
+        // One timer, moved only when the broker's deadline moves: registering a new one on
+        // every turn cost as much as handling a PUBACK.
+        let timer = sleep_until(Instant::now());
+        tokio::pin!(timer);
+        let mut armed: Option<std::time::Instant> = None;
         loop {
             let timeout = self.core.poll_timeout();
-            let deadline = timeout.map_or_else(Instant::now, Instant::from_std);
+            if timeout != armed {
+                if let Some(at) = timeout {
+                    timer.as_mut().reset(Instant::from_std(at));
+                }
+                armed = timeout;
+            }
             tokio::select! {
-                Some(input) = self.inbox.recv() => self.handle(input),
+                Some(input) = self.inbox.recv() => {
+                    let now = now();
+                    self.handle(now, input);
+                    // What else is queued is taken here, each input drained as the broker
+                    // expects, without a trip through `select!` per input; bounded, so that
+                    // timers and the store's answers get their turn.
+                    for _ in 1..BURST {
+                        let Ok(input) = self.inbox.try_recv() else {
+                            break;
+                        };
+                        self.core.drain(now);
+                        self.handle(now, input);
+                    }
+                }
                 Some(answer) = self.answers.recv() => self.core.answer(now(), answer),
-                () = sleep_until(deadline), if timeout.is_some() => {
+                () = &mut timer, if armed.is_some() => {
+                    armed = None;
                     self.core.handle_timeout(now());
                 }
                 Some(joined) = self.tasks.join_next(), if !self.tasks.is_empty() => {
@@ -74,7 +101,7 @@ impl Router {
         self.shutdown().await;
     }
 
-    fn handle(&mut self, input: Input) {
+    fn handle(&mut self, now: std::time::Instant, input: Input) {
         match input {
             Input::Accept(incoming) => {
                 let peer = PeerInfo {
@@ -82,7 +109,7 @@ impl Router {
                     tls: incoming.tls.is_some(),
                 };
                 let (mailbox, sink) = Mailbox::new();
-                let conn = self.core.accept(now(), peer, |_| sink);
+                let conn = self.core.accept(now, peer, |_| sink);
                 let config = self.core.broker().config();
                 let task = Connection::new(
                     conn,
@@ -93,7 +120,7 @@ impl Router {
                 );
                 self.tasks.spawn(task.run(incoming, config.connect_timeout));
             }
-            Input::Report(report) => self.core.handle(now(), report),
+            Input::Report(report) => self.core.handle(now, report),
         }
     }
 
