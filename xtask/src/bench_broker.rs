@@ -283,8 +283,11 @@ impl Broker {
                 durability,
             } => {
                 let conf = work.join("mqtt.toml");
+                // Mosquitto's `max_queued_messages 0`: queues without bound, and that includes
+                // QoS 0 for a subscriber that reads slower than publishers send, which ours
+                // would drop past `max_pending_write_bytes`.
                 let text = "[limits]\nmax_inflight = 100\nmax_queued_messages = 10000000\n\
-                            max_queued_bytes = 4294967296\n";
+                            max_queued_bytes = 4294967296\nmax_pending_write_bytes = 4294967296\n";
                 fs::write(&conf, text).with_context(|| format!("writing {}", conf.display()))?;
                 let args = [
                     "broker",
