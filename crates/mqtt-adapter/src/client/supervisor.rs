@@ -34,6 +34,9 @@ use mqtt_store::{ClientStore, ClientStoreHandle, StoreAnswer};
 pub const READ_CHUNK: usize = 8 * 1024;
 /// Above this many bytes waiting to be written, the driver takes no command and reads nothing.
 const MAX_PENDING_WRITE: usize = 256 * 1024;
+/// The most commands a driver takes in one turn (see [`Supervisor::take_queued_commands`]).
+const COMMAND_BURST: usize = 64;
+
 /// How long an ended connection may take to write its last bytes (a DISCONNECT).
 const LINGER: Duration = Duration::from_secs(5);
 
@@ -272,14 +275,38 @@ impl Supervisor {
         let abandoned = !self.commands_open && self.closing.is_none() && !self.stop;
         Interest {
             read,
-            take_commands: self.commands_open
-                && self.parked.is_none()
-                && self.closing.is_none()
-                && pending_write < MAX_PENDING_WRITE,
+            take_commands: self.takes_commands(pending_write),
             app: !self.outbox.is_empty() || abandoned,
             deadline: self.deadline(),
             finished: self.stop && !self.linked,
         }
+    }
+
+    /// Takes, after a command, those queued behind it (at most [`COMMAND_BURST`] in all, and
+    /// only while [`Interest::take_commands`] would hold), so that a burst of publishes shares
+    /// one write instead of a syscall each.
+    pub fn take_queued_commands(
+        &mut self,
+        now: Instant,
+        pending_write: usize,
+        commands: &mut mpsc::Receiver<Command>,
+    ) {
+        for _ in 1..COMMAND_BURST {
+            if !self.takes_commands(pending_write) {
+                return;
+            }
+            let Ok(command) = commands.try_recv() else {
+                return;
+            };
+            self.execute(now, command);
+        }
+    }
+
+    fn takes_commands(&self, pending_write: usize) -> bool {
+        self.commands_open
+            && self.parked.is_none()
+            && self.closing.is_none()
+            && pending_write < MAX_PENDING_WRITE
     }
 
     /// Bytes arrived in `rx`.

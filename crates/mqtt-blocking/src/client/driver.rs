@@ -142,7 +142,10 @@ impl Driver {
                     Err(mpsc::error::TryRecvError::Empty) => None,
                 };
                 if let Some(command) = taken {
-                    self.sup.command(Instant::now(), command);
+                    let now = Instant::now();
+                    self.sup.command(now, command);
+                    self.sup
+                        .take_queued_commands(now, self.tx.len(), &mut self.commands);
                     busy = true;
                 }
             }

@@ -105,7 +105,11 @@ impl Driver {
                 Step::Wrote(Ok(0)) => self.unflushed = !self.tx.is_empty(),
                 Step::Wrote(Ok(_)) => self.unflushed = true,
                 Step::Wrote(Err(e)) => self.lost(e),
-                Step::Command(command) => self.sup.command(now, command),
+                Step::Command(command) => {
+                    self.sup.command(now, command);
+                    self.sup
+                        .take_queued_commands(now, self.tx.len(), &mut self.commands);
+                }
                 Step::App => {}
                 Step::Timeout => {
                     self.timer = None;

@@ -86,7 +86,9 @@ impl Driver {
                     Err(e) => self.lost(e),
                 },
                 command = self.commands.recv(), if interest.take_commands => {
-                    self.sup.command(now(), command);
+                    let now = now();
+                    self.sup.command(now, command);
+                    self.sup.take_queued_commands(now, self.tx.len(), &mut self.commands);
                 }
                 () = self.sup.app(), if interest.app => {}
                 answer = recv(self.answers.as_mut()) => match answer {
