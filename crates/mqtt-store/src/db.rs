@@ -245,9 +245,17 @@ pub(crate) fn apply<'a>(
     let mut retained = txn.open_table(RETAINED)?;
     let ops: Vec<&StoreOp> = ops.into_iter().collect();
     let superseded = superseded_deliveries(&ops);
+    let mut known = KnownSession(None);
+    let mut record = Vec::new();
     for (i, op) in ops.into_iter().enumerate() {
         if superseded.get(i).copied().unwrap_or(false) {
             continue;
+        }
+        if matches!(
+            op,
+            StoreOp::PutSession { .. } | StoreOp::DeleteSession { .. }
+        ) {
+            known.0 = None;
         }
         match op {
             StoreOp::PutSession { client_id, session } => {
@@ -266,8 +274,8 @@ pub(crate) fn apply<'a>(
                 delivery,
             } => {
                 let id = key(client_id);
-                if sessions.get(id)?.is_some() {
-                    let record = format::encode_delivery(delivery, clock);
+                if known.is_stored(id, &sessions)? {
+                    format::encode_delivery_into(&mut record, delivery, clock);
                     deliveries.insert((id, *seq), record.as_slice())?;
                 }
             }
@@ -279,7 +287,7 @@ pub(crate) fn apply<'a>(
                 packet_id,
             } => {
                 let id = key(client_id);
-                if sessions.get(id)?.is_some() {
+                if known.is_stored(id, &sessions)? {
                     qos2.insert((id, packet_id.get()), ())?;
                 }
             }
@@ -299,6 +307,28 @@ pub(crate) fn apply<'a>(
         }
     }
     Ok(())
+}
+
+/// Whether the session of the last delivery or QoS 2 id looked up is stored: the operations of
+/// a group are mostly one session's (a fan-in), so most lookups are saved. It must be
+/// forgotten at every session operation.
+struct KnownSession<'a>(Option<(&'a [u8], bool)>);
+
+impl<'a> KnownSession<'a> {
+    fn is_stored(
+        &mut self,
+        id: &'a [u8],
+        sessions: &redb::Table<&[u8], &[u8]>,
+    ) -> Result<bool, redb::Error> {
+        match self.0 {
+            Some((known, stored)) if known == id => Ok(stored),
+            _ => {
+                let stored = sessions.get(id)?.is_some();
+                self.0 = Some((id, stored));
+                Ok(stored)
+            }
+        }
+    }
 }
 
 /// The file in `dir`.

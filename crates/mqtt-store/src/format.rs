@@ -473,9 +473,22 @@ pub(crate) fn encode_session(s: &StoredSession, clock: Clock) -> Vec<u8> {
 
 /// Encodes a delivery record.
 pub(crate) fn encode_delivery(d: &StoredDelivery, clock: Clock) -> Vec<u8> {
-    let mut w = Writer::new(clock);
+    let mut buf = Vec::new();
+    encode_delivery_into(&mut buf, d, clock);
+    buf
+}
+
+/// Encodes a delivery record into `buf`, replacing what it held and keeping its allocation:
+/// one buffer serves every delivery of a commit.
+pub(crate) fn encode_delivery_into(buf: &mut Vec<u8>, d: &StoredDelivery, clock: Clock) {
+    buf.clear();
+    buf.push(RECORD_VERSION);
+    let mut w = Writer {
+        buf: std::mem::take(buf),
+        clock,
+    };
     w.delivery(d);
-    w.finish()
+    *buf = w.finish();
 }
 
 /// Encodes a retained message record.
