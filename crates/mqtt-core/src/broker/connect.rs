@@ -224,14 +224,16 @@ impl Broker {
             return;
         };
         let mut releases = Vec::new();
-        for f in &mut session.inflight {
+        let mut resending = false;
+        for f in session.inflight_iter_mut() {
             if f.state == OutState::Qos2Released {
                 releases.push(f.id);
             } else {
                 f.sent = false;
-                session.resending = true;
+                resending = true;
             }
         }
+        session.resending |= resending;
         for id in releases {
             self.send_ack(conn, PacketType::PubRel, Ack::new(id));
         }
