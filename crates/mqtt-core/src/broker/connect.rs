@@ -224,16 +224,14 @@ impl Broker {
             return;
         };
         let mut releases = Vec::new();
-        let mut resending = false;
-        for f in session.inflight_iter_mut() {
+        for f in &mut session.inflight {
             if f.state == OutState::Qos2Released {
                 releases.push(f.id);
             } else {
                 f.sent = false;
-                resending = true;
+                session.resending = true;
             }
         }
-        session.resending |= resending;
         for id in releases {
             self.send_ack(conn, PacketType::PubRel, Ack::new(id));
         }

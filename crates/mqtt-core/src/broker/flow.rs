@@ -145,8 +145,8 @@ impl Broker {
     pub(super) fn on_puback(&mut self, now: Instant, conn: ConnId, a: &Ack) {
         if let Some(session) = self.session_of(conn) {
             if let Some(i) = session.inflight_position(a.packet_id) {
-                if session.inflight().get(i).map(|f| f.state) == Some(OutState::Qos1Sent) {
-                    if let Some(f) = session.remove_inflight(i) {
+                if session.inflight.get(i).map(|f| f.state) == Some(OutState::Qos1Sent) {
+                    if let Some(f) = session.inflight.remove(i) {
                         self.delivery_gone_on(conn, f.delivery.seq);
                     }
                 }
@@ -168,13 +168,13 @@ impl Broker {
         };
         if a.reason_code.is_error() {
             // [MQTT-4.3.3-?] a failed PUBREC ends the flow.
-            if let Some(f) = session.remove_inflight(i) {
+            if let Some(f) = session.inflight.remove(i) {
                 self.delivery_gone_on(conn, f.delivery.seq);
             }
             return self.pump(now, conn);
         }
         let mut released = None;
-        if let Some(f) = session.inflight_mut(i) {
+        if let Some(f) = session.inflight.get_mut(i) {
             f.state = OutState::Qos2Released;
             // The PUBREL goes out now, even if the PUBLISH was not resent on this connection.
             f.sent = true;
@@ -212,8 +212,8 @@ impl Broker {
     pub(super) fn on_pubcomp(&mut self, now: Instant, conn: ConnId, a: &Ack) {
         if let Some(session) = self.session_of(conn) {
             if let Some(i) = session.inflight_position(a.packet_id) {
-                if session.inflight().get(i).map(|f| f.state) == Some(OutState::Qos2Released) {
-                    if let Some(f) = session.remove_inflight(i) {
+                if session.inflight.get(i).map(|f| f.state) == Some(OutState::Qos2Released) {
+                    if let Some(f) = session.inflight.remove(i) {
                         self.delivery_gone_on(conn, f.delivery.seq);
                     }
                 }

@@ -168,33 +168,33 @@ impl Broker {
             // [MQTT-4.4.0-1] what a resumed session had in flight goes again first, with DUP
             // and in order, but only as the window allows [MQTT-3.3.4-9].
             let unsent = match session.resending {
-                true => session.inflight().iter().position(|f| !f.sent),
+                true => session.inflight.iter().position(|f| !f.sent),
                 false => None,
             };
             session.resending = unsent.is_some();
             if let Some(i) = unsent {
-                if session.inflight().iter().filter(|f| f.sent).count() >= window {
+                if session.inflight.iter().filter(|f| f.sent).count() >= window {
                     return;
                 }
-                let Some(f) = session.inflight().get(i).cloned() else {
+                let Some(f) = session.inflight.get(i).cloned() else {
                     return;
                 };
                 let sent = self.send_publish(now, conn, &f.delivery, Some(f.id), true);
                 if let Some(session) = self.session_of(conn) {
                     if sent {
-                        if let Some(f) = session.inflight_mut(i) {
+                        if let Some(f) = session.inflight.get_mut(i) {
                             f.sent = true;
                         }
                     } else {
                         // Expired, or too large for this connection's Maximum Packet Size:
                         // discarded as if its delivery had completed [MQTT-3.1.2-25].
-                        session.remove_inflight(i);
+                        session.inflight.remove(i);
                         self.delivery_gone_on(conn, f.delivery.seq);
                     }
                 }
                 continue;
             }
-            if session.inflight().len() >= window {
+            if session.inflight.len() >= window {
                 return;
             }
             let Some(d) = session.dequeue() else {
@@ -224,7 +224,7 @@ impl Broker {
             }
             if self.send_publish(now, conn, &d, Some(id), false) {
                 if let Some(session) = self.session_of(conn) {
-                    session.push_inflight(InFlight {
+                    session.inflight.push_back(InFlight {
                         id,
                         state,
                         delivery: d,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use bytestring::ByteString;
 
 use super::config::{Limits, QueueFullPolicy};
-use super::event::{BuildConnHasher, ConnId};
+use super::event::ConnId;
 use super::route::Delivery;
 use super::subscriptions::SubEntry;
 use crate::packet::{PacketId, ProtocolVersion, Will};
@@ -47,13 +47,8 @@ pub(crate) struct Session {
     pub(crate) expires_at: Option<Instant>,
     /// Filter string to subscription, mirrored in the broker's trie.
     pub(crate) subscriptions: HashMap<ByteString, SubEntry>,
-    /// Outgoing QoS 1/2 messages sent and not completed, in send order. Changed only through
-    /// [`Session::push_inflight`] and [`Session::remove_inflight`], which keep `ids_in_flight`.
-    inflight: VecDeque<InFlight>,
-    /// The packet ids of `inflight`: [`Session::next_packet_id`] looks one up instead of
-    /// walking the window (a walk over whole deliveries, on every message sent). The broker
-    /// picks these ids itself, so the fast hasher has nothing to fear from a peer.
-    ids_in_flight: HashSet<PacketId, BuildConnHasher>,
+    /// Outgoing QoS 1/2 messages sent and not completed, in send order.
+    pub(crate) inflight: VecDeque<InFlight>,
     /// Messages waiting for room in the in-flight window or for the client to come back.
     pub(crate) queue: VecDeque<Delivery>,
     pub(crate) queued_bytes: usize,
@@ -83,7 +78,6 @@ impl Session {
             expires_at: None,
             subscriptions: HashMap::new(),
             inflight: VecDeque::new(),
-            ids_in_flight: HashSet::default(),
             queue: VecDeque::new(),
             queued_bytes: 0,
             incoming_qos2: HashSet::new(),
@@ -102,7 +96,7 @@ impl Session {
         for _ in 0..u16::MAX {
             self.next_id = self.next_id.checked_add(1).unwrap_or(1);
             let id = PacketId::new(self.next_id)?;
-            if !self.ids_in_flight.contains(&id) {
+            if !self.inflight.iter().any(|f| f.id == id) {
                 return Some(id);
             }
         }
@@ -168,7 +162,7 @@ impl Session {
                 self.next_id = self.next_id.max(id.get());
                 // A released one is resumed with its PUBREL, never its PUBLISH again.
                 let sent = state == OutState::Qos2Released;
-                self.push_inflight(InFlight {
+                self.inflight.push_back(InFlight {
                     id,
                     state,
                     delivery: d,
@@ -190,93 +184,5 @@ impl Session {
 
     pub(crate) fn inflight_position(&self, id: PacketId) -> Option<usize> {
         self.inflight.iter().position(|f| f.id == id)
-    }
-
-    /// Outgoing QoS 1/2 messages sent and not completed, in send order.
-    pub(crate) fn inflight(&self) -> &VecDeque<InFlight> {
-        &self.inflight
-    }
-
-    /// The in-flight message at `i`, to advance its flow; its id must not change.
-    pub(crate) fn inflight_mut(&mut self, i: usize) -> Option<&mut InFlight> {
-        self.inflight.get_mut(i)
-    }
-
-    /// Every in-flight message, to advance their flows; their ids must not change.
-    pub(crate) fn inflight_iter_mut(&mut self) -> impl Iterator<Item = &mut InFlight> {
-        self.inflight.iter_mut()
-    }
-
-    /// A message goes in flight under an id [`Session::next_packet_id`] gave (or a stored one).
-    pub(crate) fn push_inflight(&mut self, f: InFlight) {
-        self.ids_in_flight.insert(f.id);
-        self.inflight.push_back(f);
-    }
-
-    /// The in-flight message at `i` completed or was dropped: its id is free again.
-    pub(crate) fn remove_inflight(&mut self, i: usize) -> Option<InFlight> {
-        let f = self.inflight.remove(i)?;
-        self.ids_in_flight.remove(&f.id);
-        Some(f)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::Arc;
-
-    use super::*;
-    use crate::broker::route::Message;
-    use crate::packet::{PublishProperties, QoS};
-    use crate::topic::TopicName;
-
-    fn in_flight(id: u16) -> InFlight {
-        let msg = Message {
-            topic: TopicName::new("t").expect("valid"),
-            payload: bytes::Bytes::new(),
-            qos: QoS::AtLeastOnce,
-            retain: false,
-            properties: PublishProperties::default(),
-            expires_at: None,
-            origin: None,
-        };
-        InFlight {
-            id: PacketId::new(id).expect("non-zero"),
-            state: OutState::Qos1Sent,
-            delivery: Delivery {
-                msg: Arc::new(msg),
-                qos: QoS::AtLeastOnce,
-                retain: false,
-                sub_ids: Vec::new(),
-                seq: u64::from(id),
-            },
-            sent: true,
-        }
-    }
-
-    fn next(s: &mut Session) -> u16 {
-        s.next_packet_id().expect("a free id").get()
-    }
-
-    #[test]
-    fn packet_ids_skip_those_in_flight_wrap_past_65535_and_come_free_when_removed() {
-        let mut s = Session::new(ProtocolVersion::V311);
-        assert_eq!(next(&mut s), 1);
-        s.push_inflight(in_flight(3));
-        assert_eq!(next(&mut s), 2);
-        assert_eq!(next(&mut s), 4, "3 is in flight");
-        s.next_id = u16::MAX - 1;
-        s.push_inflight(in_flight(1));
-        assert_eq!(next(&mut s), u16::MAX);
-        assert_eq!(
-            next(&mut s),
-            2,
-            "after 65,535 comes 1, which is in flight, and never 0"
-        );
-        assert!(s.remove_inflight(1).is_some_and(|f| f.id.get() == 1));
-        s.next_id = 0;
-        assert_eq!(next(&mut s), 1, "removed, 1 is free again");
-        assert_eq!(next(&mut s), 2);
-        assert_eq!(next(&mut s), 4, "3 is still in flight");
     }
 }
