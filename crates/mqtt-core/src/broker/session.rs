@@ -186,3 +186,63 @@ impl Session {
         self.inflight.iter().position(|f| f.id == id)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::broker::route::Message;
+    use crate::packet::{PublishProperties, QoS};
+    use crate::topic::TopicName;
+
+    fn in_flight(id: u16) -> InFlight {
+        let msg = Message {
+            topic: TopicName::new("t").expect("valid"),
+            payload: bytes::Bytes::new(),
+            qos: QoS::AtLeastOnce,
+            retain: false,
+            properties: PublishProperties::default(),
+            expires_at: None,
+            origin: None,
+        };
+        InFlight {
+            id: PacketId::new(id).expect("non-zero"),
+            state: OutState::Qos1Sent,
+            delivery: Delivery {
+                msg: Arc::new(msg),
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                sub_ids: Vec::new(),
+                seq: u64::from(id),
+            },
+            sent: true,
+        }
+    }
+
+    fn next(s: &mut Session) -> u16 {
+        s.next_packet_id().expect("a free id").get()
+    }
+
+    #[test]
+    fn packet_ids_skip_those_in_flight_wrap_past_65535_and_come_free_when_removed() {
+        let mut s = Session::new(ProtocolVersion::V311);
+        assert_eq!(next(&mut s), 1);
+        s.inflight.push_back(in_flight(3));
+        assert_eq!(next(&mut s), 2);
+        assert_eq!(next(&mut s), 4, "3 is in flight");
+        s.next_id = u16::MAX - 1;
+        s.inflight.push_back(in_flight(1));
+        assert_eq!(next(&mut s), u16::MAX);
+        assert_eq!(
+            next(&mut s),
+            2,
+            "after 65,535 comes 1, which is in flight, and never 0"
+        );
+        assert!(s.inflight.remove(1).is_some_and(|f| f.id.get() == 1));
+        s.next_id = 0;
+        assert_eq!(next(&mut s), 1, "removed, 1 is free again");
+        assert_eq!(next(&mut s), 2);
+        assert_eq!(next(&mut s), 4, "3 is still in flight");
+    }
+}
