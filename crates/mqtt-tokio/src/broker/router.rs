@@ -53,7 +53,8 @@ impl Router {
         }
     }
 
-    /// The loop: one input (a connection's, or the timer), then drain the broker's output.
+    /// The loop: one input (a connection's, the store's answer, or the timer), then drain the
+    /// broker's output; connection inputs come up to [`BURST`] at a time, each drained.
     /// Returns once `stop` fires (or its sender is dropped), after shutting down gracefully.
     pub(super) async fn run(mut self, mut stop: oneshot::Receiver<()>) {
         // One timer, moved only when the broker's deadline moves: registering a new one on
