@@ -251,18 +251,14 @@ pub(crate) fn apply<'a>(
         if superseded.get(i).copied().unwrap_or(false) {
             continue;
         }
-        if matches!(
-            op,
-            StoreOp::PutSession { .. } | StoreOp::DeleteSession { .. }
-        ) {
-            known.0 = None;
-        }
         match op {
             StoreOp::PutSession { client_id, session } => {
+                known.0 = None;
                 let record = format::encode_session(session, clock);
                 sessions.insert(key(client_id), record.as_slice())?;
             }
             StoreOp::DeleteSession { client_id } => {
+                known.0 = None;
                 let id = key(client_id);
                 sessions.remove(id)?;
                 deliveries.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;

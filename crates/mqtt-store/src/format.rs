@@ -104,7 +104,12 @@ pub(crate) struct Writer {
 
 impl Writer {
     pub(crate) fn new(clock: Clock) -> Self {
-        let mut buf = Vec::with_capacity(64);
+        Self::reusing(Vec::with_capacity(64), clock)
+    }
+
+    /// A writer into `buf`, emptied first; its allocation is kept.
+    fn reusing(mut buf: Vec<u8>, clock: Clock) -> Self {
+        buf.clear();
         buf.push(RECORD_VERSION);
         Self { buf, clock }
     }
@@ -481,12 +486,7 @@ pub(crate) fn encode_delivery(d: &StoredDelivery, clock: Clock) -> Vec<u8> {
 /// Encodes a delivery record into `buf`, replacing what it held and keeping its allocation:
 /// one buffer serves every delivery of a commit.
 pub(crate) fn encode_delivery_into(buf: &mut Vec<u8>, d: &StoredDelivery, clock: Clock) {
-    buf.clear();
-    buf.push(RECORD_VERSION);
-    let mut w = Writer {
-        buf: std::mem::take(buf),
-        clock,
-    };
+    let mut w = Writer::reusing(std::mem::take(buf), clock);
     w.delivery(d);
     *buf = w.finish();
 }

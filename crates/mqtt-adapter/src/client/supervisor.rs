@@ -282,10 +282,10 @@ impl Supervisor {
         }
     }
 
-    /// Takes, after a command, those queued behind it (at most [`COMMAND_BURST`] in all, and
-    /// only while [`Interest::take_commands`] would hold), so that a burst of publishes shares
-    /// one write instead of a syscall each.
-    pub fn take_queued_commands(
+    /// Takes the commands queued behind one (at most [`COMMAND_BURST`] in all, and only while
+    /// [`Interest::take_commands`] would hold), so that a burst of publishes shares one write
+    /// instead of a syscall each.
+    fn take_queued_commands(
         &mut self,
         now: Instant,
         pending_write: usize,
@@ -319,10 +319,20 @@ impl Supervisor {
         self.core.handle_timeout(now);
     }
 
-    /// A command of a handle; `None`: every handle is gone.
-    pub fn command(&mut self, now: Instant, command: Option<Command>) {
+    /// A command of a handle (`None`: every handle is gone), then those already queued behind
+    /// it in `commands`, with `pending_write` bytes in the driver's write buffer.
+    pub fn command(
+        &mut self,
+        now: Instant,
+        command: Option<Command>,
+        pending_write: usize,
+        commands: &mut mpsc::Receiver<Command>,
+    ) {
         match command {
-            Some(command) => self.execute(now, command),
+            Some(command) => {
+                self.execute(now, command);
+                self.take_queued_commands(now, pending_write, commands);
+            }
             None => self.commands_open = false,
         }
     }

@@ -142,10 +142,9 @@ impl Driver {
                     Err(mpsc::error::TryRecvError::Empty) => None,
                 };
                 if let Some(command) = taken {
-                    let now = Instant::now();
-                    self.sup.command(now, command);
+                    let pending = self.tx.len();
                     self.sup
-                        .take_queued_commands(now, self.tx.len(), &mut self.commands);
+                        .command(Instant::now(), command, pending, &mut self.commands);
                     busy = true;
                 }
             }

@@ -106,9 +106,8 @@ impl Driver {
                 Step::Wrote(Ok(_)) => self.unflushed = true,
                 Step::Wrote(Err(e)) => self.lost(e),
                 Step::Command(command) => {
-                    self.sup.command(now, command);
                     self.sup
-                        .take_queued_commands(now, self.tx.len(), &mut self.commands);
+                        .command(now, command, self.tx.len(), &mut self.commands);
                 }
                 Step::App => {}
                 Step::Timeout => {

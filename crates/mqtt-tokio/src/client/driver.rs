@@ -86,9 +86,7 @@ impl Driver {
                     Err(e) => self.lost(e),
                 },
                 command = self.commands.recv(), if interest.take_commands => {
-                    let now = now();
-                    self.sup.command(now, command);
-                    self.sup.take_queued_commands(now, self.tx.len(), &mut self.commands);
+                    self.sup.command(now(), command, self.tx.len(), &mut self.commands);
                 }
                 () = self.sup.app(), if interest.app => {}
                 answer = recv(self.answers.as_mut()) => match answer {
