@@ -157,7 +157,7 @@ impl ClientStore {
             clock,
             durability,
         } = self;
-        let apply: Apply<ClientStoreOp> = Box::new(move |txn, group| {
+        let apply: Apply<ClientStoreOp> = Box::new(move |txn, group, _reopened| {
             apply(
                 txn,
                 &client_id,
@@ -178,7 +178,7 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
     let txn = db.begin_write().map_err(|e| err(e.into()))?;
     {
-        crate::db::check_format(&txn, path, ("client_format", FORMAT_VERSION), |txn| {
+        crate::db::check_format(&txn, path, ("client_format", FORMAT_VERSION, &[]), |txn| {
             Ok(!txn.open_table(SESSIONS)?.is_empty()? || !txn.open_table(OUTGOING)?.is_empty()?)
         })?;
         txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;

@@ -14,13 +14,13 @@ use redb::{
     WriteTransaction,
 };
 
+use crate::delivery_log::{DeliveryLog, DELIVERIES, DELIVERY_LOG};
 use crate::error::StoreError;
 use crate::format::{self, Clock, Malformed};
+use crate::log_index;
 
 /// Client id -> session record.
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
-/// (client id, sequence number) -> delivery record.
-const DELIVERIES: TableDefinition<(&[u8], u64), &[u8]> = TableDefinition::new("deliveries");
 /// (client id, packet id) of received QoS 2 messages not yet released.
 const INCOMING_QOS2: TableDefinition<(&[u8], u16), ()> = TableDefinition::new("incoming_qos2");
 /// Topic -> retained message record.
@@ -29,7 +29,12 @@ const RETAINED: TableDefinition<&[u8], &[u8]> = TableDefinition::new("retained")
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 
 /// The version of the file layout (tables and keys); records carry their own version byte.
-pub(crate) const FORMAT_VERSION: u64 = 1;
+/// 2 added the `delivery_log` table.
+pub(crate) const FORMAT_VERSION: u64 = 2;
+
+/// Older layouts this one reads as they are: a version 1 file is a version 2 file with an
+/// empty delivery log.
+const UPGRADABLE: &[u64] = &[1];
 
 /// The name of the file in the data directory.
 pub(crate) const FILE_NAME: &str = "mqtt.redb";
@@ -74,7 +79,7 @@ fn guard<T>(path: &Path, f: impl FnOnce() -> Result<T, StoreError>) -> Result<T,
 pub(crate) fn check_format(
     txn: &WriteTransaction,
     path: &Path,
-    (key, version): (&'static str, u64),
+    (key, version, upgradable): (&'static str, u64, &[u64]),
     holds_records: impl FnOnce(&WriteTransaction) -> Result<bool, redb::Error>,
 ) -> Result<(), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
@@ -82,6 +87,11 @@ pub(crate) fn check_format(
     let found = meta.get(key).map_err(|e| err(e.into()))?.map(|v| v.value());
     match found {
         Some(found) if found == version => Ok(()),
+        Some(found) if upgradable.contains(&found) => {
+            tracing::info!(file = %path.display(), from = found, to = version, "store format upgraded");
+            meta.insert(key, version).map_err(|e| err(e.into()))?;
+            Ok(())
+        }
         Some(found) => Err(StoreError::UnsupportedFormat {
             path: path.to_owned(),
             found,
@@ -105,11 +115,12 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
     let txn = db.begin_write().map_err(|e| err(e.into()))?;
     {
-        check_format(&txn, path, ("format", FORMAT_VERSION), |txn| {
+        check_format(&txn, path, ("format", FORMAT_VERSION, UPGRADABLE), |txn| {
             Ok(!txn.open_table(SESSIONS)?.is_empty()? || !txn.open_table(RETAINED)?.is_empty()?)
         })?;
         txn.open_table(SESSIONS).map_err(|e| err(e.into()))?;
         txn.open_table(DELIVERIES).map_err(|e| err(e.into()))?;
+        txn.open_table(DELIVERY_LOG).map_err(|e| err(e.into()))?;
         txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
         txn.open_table(RETAINED).map_err(|e| err(e.into()))?;
     }
@@ -158,6 +169,32 @@ fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreEr
             }
             // Never written (see `apply`); ignored as `StoredState::apply` would.
             None => tracing::warn!(file = %path.display(), %key, "delivery without a session"),
+        }
+    }
+
+    // The log after the table: its puts are newer than any row (see `delivery_log`).
+    let log = txn.open_table(DELIVERY_LOG).map_err(|e| err(e.into()))?;
+    let (replayed, _) = log_index::replay(&log, clock, |record| record)
+        .map_err(err)?
+        .map_err(|(entry, m)| corrupt("delivery_log", entry.to_string(), m.0))?;
+    for (client, resident) in replayed.resident {
+        for (seq, logged) in resident {
+            let key = format!(
+                "({}, {seq}) in entry {}",
+                show(client.as_bytes()),
+                logged.put
+            );
+            let mut delivery = format::decode_delivery(logged.record, clock)
+                .map_err(|m| corrupt("delivery_log", key.clone(), m.0))?;
+            if let Some((_, inflight)) = logged.flow {
+                delivery.inflight = inflight;
+            }
+            match state.sessions.get_mut(&client) {
+                Some(s) => {
+                    s.deliveries.insert(seq, delivery);
+                }
+                None => tracing::warn!(file = %path.display(), %key, "delivery without a session"),
+            }
         }
     }
 
@@ -211,98 +248,103 @@ fn show(key: &[u8]) -> String {
     format!("{:?}", String::from_utf8_lossy(key))
 }
 
-/// Applies `ops` in order inside `txn`, with the semantics of [`StoredState::apply`]:
-/// deliveries and QoS 2 ids of a session that is not stored are ignored, and deleting a
-/// session deletes its deliveries and QoS 2 ids.
-/// Which delivery operations of a group a later one on the same delivery makes moot: the
-/// state of a delivery is its last operation's (a message queued, then sent, then acknowledged
-/// within one group is one delete, not two inserts and a delete). Session operations are kept
-/// in place: a delivery is stored only while its session is.
-fn superseded_deliveries(ops: &[&StoreOp]) -> Vec<bool> {
-    let mut superseded = vec![false; ops.len()];
-    let mut last: std::collections::HashMap<(&str, u64), usize> = std::collections::HashMap::new();
-    for (i, op) in ops.iter().enumerate() {
-        let k = match op {
-            StoreOp::PutDelivery { client_id, seq, .. }
-            | StoreOp::DeleteDelivery { client_id, seq } => (&**client_id, *seq),
-            _ => continue,
-        };
-        if let Some(before) = last.insert(k, i) {
-            superseded[before] = true;
-        }
-    }
-    superseded
+/// Applies groups of operations to the file: the writer thread's state across commits (the
+/// delivery log's index).
+pub(crate) struct Applier {
+    clock: Clock,
+    log: DeliveryLog,
 }
 
-pub(crate) fn apply<'a>(
-    txn: &WriteTransaction,
-    ops: impl IntoIterator<Item = &'a StoreOp>,
-    clock: Clock,
-) -> Result<(), redb::Error> {
-    let mut sessions = txn.open_table(SESSIONS)?;
-    let mut deliveries = txn.open_table(DELIVERIES)?;
-    let mut qos2 = txn.open_table(INCOMING_QOS2)?;
-    let mut retained = txn.open_table(RETAINED)?;
-    let ops: Vec<&StoreOp> = ops.into_iter().collect();
-    let superseded = superseded_deliveries(&ops);
-    let mut known = KnownSession(None);
-    let mut record = Vec::new();
-    for (i, op) in ops.into_iter().enumerate() {
-        if superseded.get(i).copied().unwrap_or(false) {
-            continue;
-        }
-        match op {
-            StoreOp::PutSession { client_id, session } => {
-                known.0 = None;
-                let record = format::encode_session(session, clock);
-                sessions.insert(key(client_id), record.as_slice())?;
-            }
-            StoreOp::DeleteSession { client_id } => {
-                known.0 = None;
-                let id = key(client_id);
-                sessions.remove(id)?;
-                deliveries.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
-                qos2.retain_in((id, 0u16)..=(id, u16::MAX), |_, _| false)?;
-            }
-            StoreOp::PutDelivery {
-                client_id,
-                seq,
-                delivery,
-            } => {
-                let id = key(client_id);
-                if known.is_stored(id, &sessions)? {
-                    format::encode_delivery_into(&mut record, delivery, clock);
-                    deliveries.insert((id, *seq), record.as_slice())?;
-                }
-            }
-            StoreOp::DeleteDelivery { client_id, seq } => {
-                deliveries.remove((key(client_id), *seq))?;
-            }
-            StoreOp::PutIncomingQos2 {
-                client_id,
-                packet_id,
-            } => {
-                let id = key(client_id);
-                if known.is_stored(id, &sessions)? {
-                    qos2.insert((id, packet_id.get()), ())?;
-                }
-            }
-            StoreOp::DeleteIncomingQos2 {
-                client_id,
-                packet_id,
-            } => {
-                qos2.remove((key(client_id), packet_id.get()))?;
-            }
-            StoreOp::PutRetained { message } => {
-                let record = format::encode_message(message, clock);
-                retained.insert(message.topic.as_str().as_bytes(), record.as_slice())?;
-            }
-            StoreOp::DeleteRetained { topic } => {
-                retained.remove(topic.as_str().as_bytes())?;
-            }
+impl Applier {
+    pub(crate) fn new(clock: Clock, log_limit: usize) -> Self {
+        Self {
+            clock,
+            log: DeliveryLog::new(clock, log_limit),
         }
     }
-    Ok(())
+
+    /// Applies `ops` in order inside `txn`, with the semantics of [`StoredState::apply`]:
+    /// deliveries and QoS 2 ids of a session that is not stored are ignored, and deleting a
+    /// session deletes its deliveries and QoS 2 ids. `reopened`: the file was opened again
+    /// since the last call (a commit failed), so what the index says may not be on disk.
+    pub(crate) fn apply<'a>(
+        &mut self,
+        txn: &WriteTransaction,
+        ops: impl IntoIterator<Item = &'a StoreOp>,
+        reopened: bool,
+    ) -> Result<(), redb::Error> {
+        if reopened {
+            self.log.forget();
+        }
+        let clock = self.clock;
+        // First: it may read the tables to build its index.
+        self.log.begin(txn)?;
+        let mut sessions = txn.open_table(SESSIONS)?;
+        let mut deliveries = txn.open_table(DELIVERIES)?;
+        let mut log = txn.open_table(DELIVERY_LOG)?;
+        let mut qos2 = txn.open_table(INCOMING_QOS2)?;
+        let mut retained = txn.open_table(RETAINED)?;
+        let mut known = KnownSession(None);
+        for op in ops {
+            match op {
+                StoreOp::PutSession { client_id, session } => {
+                    known.0 = None;
+                    let record = format::encode_session(session, clock);
+                    sessions.insert(key(client_id), record.as_slice())?;
+                }
+                StoreOp::DeleteSession { client_id } => {
+                    known.0 = None;
+                    let id = key(client_id);
+                    sessions.remove(id)?;
+                    deliveries.retain_in((id, 0u64)..=(id, u64::MAX), |_, _| false)?;
+                    qos2.retain_in((id, 0u16)..=(id, u16::MAX), |_, _| false)?;
+                    self.log.delete_session(client_id);
+                }
+                StoreOp::PutDelivery {
+                    client_id,
+                    seq,
+                    delivery,
+                } => {
+                    if known.is_stored(key(client_id), &sessions)? {
+                        self.log.put(&mut deliveries, client_id, *seq, delivery)?;
+                    }
+                }
+                StoreOp::SetFlow {
+                    client_id,
+                    seq,
+                    inflight,
+                } => {
+                    self.log.flow(&mut deliveries, client_id, *seq, *inflight)?;
+                }
+                StoreOp::DeleteDelivery { client_id, seq } => {
+                    self.log.delete(&mut deliveries, client_id, *seq)?;
+                }
+                StoreOp::PutIncomingQos2 {
+                    client_id,
+                    packet_id,
+                } => {
+                    let id = key(client_id);
+                    if known.is_stored(id, &sessions)? {
+                        qos2.insert((id, packet_id.get()), ())?;
+                    }
+                }
+                StoreOp::DeleteIncomingQos2 {
+                    client_id,
+                    packet_id,
+                } => {
+                    qos2.remove((key(client_id), packet_id.get()))?;
+                }
+                StoreOp::PutRetained { message } => {
+                    let record = format::encode_message(message, clock);
+                    retained.insert(message.topic.as_str().as_bytes(), record.as_slice())?;
+                }
+                StoreOp::DeleteRetained { topic } => {
+                    retained.remove(topic.as_str().as_bytes())?;
+                }
+            }
+        }
+        self.log.finish(&mut log, &mut deliveries)
+    }
 }
 
 /// Whether the session of the last delivery or QoS 2 id looked up is stored: the operations of

@@ -25,6 +25,37 @@ use mqtt_core::{PacketId, ProtocolVersion, QoS};
 /// The version byte every record starts with.
 pub(crate) const RECORD_VERSION: u8 = 1;
 
+/// The tags of the items of a delivery-log entry.
+const LOG_PUT: u8 = 1;
+const LOG_DELETE: u8 = 2;
+const LOG_DELETE_SESSION: u8 = 3;
+const LOG_FLOW: u8 = 4;
+
+/// Where an outgoing message in flight stands, as a delivery stores it.
+pub(crate) type Inflight = Option<(PacketId, StoredFlow)>;
+
+/// One item of a delivery-log entry (a record of the `delivery_log` table: the version byte,
+/// then items, each a tag byte and its fields).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum LogItem {
+    /// `(client, seq)` is now the delivery in `record` (a whole delivery record).
+    Put {
+        client: ByteString,
+        seq: u64,
+        record: Bytes,
+    },
+    /// `(client, seq)` was deleted.
+    Delete { client: ByteString, seq: u64 },
+    /// Every delivery of `client` logged before this item is gone.
+    DeleteSession { client: ByteString },
+    /// `(client, seq)`, if logged, is now in flight as `inflight` says.
+    Flow {
+        client: ByteString,
+        seq: u64,
+        inflight: Inflight,
+    },
+}
+
 /// Why a record cannot be decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Malformed(pub(crate) String);
@@ -118,6 +149,54 @@ impl Writer {
         self.buf
     }
 
+    /// Empties the record, keeping the allocation.
+    pub(crate) fn clear(&mut self) {
+        self.buf.clear();
+        self.buf.push(RECORD_VERSION);
+    }
+
+    /// The record so far.
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Whether nothing but the version byte was written.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.len() <= 1
+    }
+
+    /// A delivery-log item: `(client id, seq)` is now `d`. The delivery goes in as a whole
+    /// record (length-prefixed, with its version byte), so that moving it into the
+    /// `deliveries` table is a copy of its bytes.
+    pub(crate) fn log_put(&mut self, client: &str, seq: u64, d: &StoredDelivery) {
+        self.u8(LOG_PUT);
+        self.str(client);
+        self.u64(seq);
+        let at = self.buf.len();
+        self.u32(0);
+        self.u8(RECORD_VERSION);
+        self.delivery(d);
+        let n = self.buf.len() - at - 4;
+        // invariant: a delivery record is far below 4 GiB (a packet is at most 256 MiB).
+        let n = u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
+        if let Some(len) = self.buf.get_mut(at..at + 4) {
+            len.copy_from_slice(&n);
+        }
+    }
+
+    /// A delivery-log item: `(client id, seq)` was deleted.
+    pub(crate) fn log_delete(&mut self, client: &str, seq: u64) {
+        self.u8(LOG_DELETE);
+        self.str(client);
+        self.u64(seq);
+    }
+
+    /// A delivery-log item: every delivery of `client` logged before is gone.
+    pub(crate) fn log_delete_session(&mut self, client: &str) {
+        self.u8(LOG_DELETE_SESSION);
+        self.str(client);
+    }
+
     fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
@@ -131,6 +210,10 @@ impl Writer {
     }
 
     fn i64(&mut self, v: i64) {
+        self.buf.extend_from_slice(&v.to_be_bytes());
+    }
+
+    fn u64(&mut self, v: u64) {
         self.buf.extend_from_slice(&v.to_be_bytes());
     }
 
@@ -205,13 +288,25 @@ impl Writer {
         self.u8(d.qos.as_u8());
         self.bool(d.retain);
         self.list(&d.sub_ids, |w, id| w.u32(id.get()));
-        self.option(d.inflight, |w, (id, flow)| {
+        self.inflight(d.inflight);
+    }
+
+    fn inflight(&mut self, inflight: Inflight) {
+        self.option(inflight, |w, (id, flow)| {
             w.u16(id.get());
             w.u8(match flow {
                 StoredFlow::Published => 0,
                 StoredFlow::Released => 1,
             });
         });
+    }
+
+    /// A delivery-log item: `(client id, seq)` is now in flight as `inflight` says.
+    pub(crate) fn log_flow(&mut self, client: &str, seq: u64, inflight: Inflight) {
+        self.u8(LOG_FLOW);
+        self.str(client);
+        self.u64(seq);
+        self.inflight(inflight);
     }
 
     pub(crate) fn session(&mut self, s: &StoredSession) {
@@ -302,6 +397,39 @@ impl Reader {
     fn i64(&mut self) -> Result<i64> {
         self.need(8)?;
         Ok(self.buf.get_i64())
+    }
+
+    fn u64(&mut self) -> Result<u64> {
+        self.need(8)?;
+        Ok(self.buf.get_u64())
+    }
+
+    /// The next item of a delivery-log entry, `None` after the last.
+    pub(crate) fn log_item(&mut self) -> Result<Option<LogItem>> {
+        if self.buf.is_empty() {
+            return Ok(None);
+        }
+        let item = match self.u8()? {
+            LOG_PUT => LogItem::Put {
+                client: self.str()?,
+                seq: self.u64()?,
+                record: self.bytes()?,
+            },
+            LOG_DELETE => LogItem::Delete {
+                client: self.str()?,
+                seq: self.u64()?,
+            },
+            LOG_DELETE_SESSION => LogItem::DeleteSession {
+                client: self.str()?,
+            },
+            LOG_FLOW => LogItem::Flow {
+                client: self.str()?,
+                seq: self.u64()?,
+                inflight: self.inflight()?,
+            },
+            tag => return Err(Malformed(format!("unknown delivery-log item {tag}"))),
+        };
+        Ok(Some(item))
     }
 
     fn bool(&mut self) -> Result<bool> {
@@ -407,15 +535,19 @@ impl Reader {
             qos: self.qos()?,
             retain: self.bool()?,
             sub_ids: self.list(Self::non_zero_u32)?,
-            inflight: self.option(|r| {
-                let id = PacketId::new(r.u16()?).ok_or_else(|| Malformed::new("packet id 0"))?;
-                let flow = match r.u8()? {
-                    0 => StoredFlow::Published,
-                    1 => StoredFlow::Released,
-                    v => return Err(Malformed(format!("{v} is not a flow state"))),
-                };
-                Ok((id, flow))
-            })?,
+            inflight: self.inflight()?,
+        })
+    }
+
+    fn inflight(&mut self) -> Result<Inflight> {
+        self.option(|r| {
+            let id = PacketId::new(r.u16()?).ok_or_else(|| Malformed::new("packet id 0"))?;
+            let flow = match r.u8()? {
+                0 => StoredFlow::Published,
+                1 => StoredFlow::Released,
+                v => return Err(Malformed(format!("{v} is not a flow state"))),
+            };
+            Ok((id, flow))
         })
     }
 

@@ -120,6 +120,9 @@
 //! - `writer.rs`: the writer thread and [`StoreHandle`]: group commit, the durability modes,
 //!   recovery after a failed write.
 //! - `db.rs`: the tables, open and load, and the operations applied to a transaction.
+//! - `delivery_log.rs`: how deliveries are written: one log entry per commit, moved into the
+//!   `deliveries` table only when they stay long.
+//! - `log_index.rs`: what the log holds, as a replay of its entries leaves it.
 //! - `format.rs`: the versioned binary records and the `Instant` <-> wall-clock conversion.
 //! - `error.rs`: [`StoreError`].
 //! - `client.rs`: a client's store ([`ClientStore`]): its own file and tables, the same
@@ -127,10 +130,12 @@
 //!
 //! # The file
 //!
-//! Tables: `sessions` (client id -> session record), `deliveries` ((client id, sequence
-//! number) -> delivery record), `incoming_qos2` ((client id, packet id) -> ()), `retained`
-//! (topic -> message record), `meta` (`"format"` -> 1). Keys are the UTF-8 bytes of the ids
-//! and topics; records are described in `format.rs`. QoS 2 ids load in ascending order
+//! Tables: `sessions` (client id -> session record), `delivery_log` (entry number -> the
+//! delivery operations of one commit), `deliveries` ((client id, sequence number) ->
+//! delivery record, for deliveries that outlived 64 MiB of log), `incoming_qos2` ((client id,
+//! packet id) -> ()), `retained` (topic -> message record), `meta` (`"format"` -> 2; a
+//! version 1 file, without the log, is upgraded in place). Keys are the UTF-8 bytes of the
+//! ids and topics; records are described in `format.rs`. QoS 2 ids load in ascending order
 //! (the broker keeps them as a set).
 //!
 //! [redb]: https://docs.rs/redb
@@ -140,8 +145,10 @@
 
 mod client;
 mod db;
+mod delivery_log;
 mod error;
 mod format;
+mod log_index;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -215,6 +222,7 @@ pub struct Store {
     path: PathBuf,
     clock: Clock,
     durability: Durability,
+    log_limit: usize,
 }
 
 impl Store {
@@ -263,6 +271,7 @@ impl Store {
             path,
             clock,
             durability: options.durability,
+            log_limit: delivery_log::LOG_LIMIT,
         };
         Ok((store, state))
     }
@@ -270,6 +279,15 @@ impl Store {
     /// The file.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// How many bytes the delivery log holds before the deliveries still live in its oldest
+    /// entry move into the `deliveries` table (default 64 MiB). Tests set it low to make
+    /// every path run; an operator has no reason to.
+    #[doc(hidden)]
+    pub fn with_delivery_log_limit(mut self, bytes: usize) -> Self {
+        self.log_limit = bytes;
+        self
     }
 
     /// Starts the writer thread (named `mqtt-store`). `answer` is called from that thread,
@@ -285,10 +303,12 @@ impl Store {
             path,
             clock,
             durability,
+            log_limit,
         } = self;
+        let mut applier = db::Applier::new(clock, log_limit);
         let apply: writer::Apply<mqtt_core::broker::store::StoreOp> =
-            Box::new(move |txn, group| {
-                db::apply(txn, group.iter().flat_map(|(_, ops)| ops), clock)
+            Box::new(move |txn, group, reopened| {
+                applier.apply(txn, group.iter().flat_map(|(_, ops)| ops), reopened)
             });
         match StoreHandle::spawn(db, path, apply, durability, Box::new(answer)) {
             Ok(handle) => handle,

@@ -17,9 +17,12 @@ use crate::db;
 use crate::error::StoreError;
 use crate::{Durability, StoreAnswer};
 
-/// Writes every batch of a group, in order, inside one transaction.
-pub(crate) type Apply<O> =
-    Box<dyn FnMut(&WriteTransaction, &[(StoreTicket, Vec<O>)]) -> Result<(), redb::Error> + Send>;
+/// Writes every batch of a group, in order, inside one transaction. The flag is true for the
+/// first transaction after the file was opened again (a commit failed): state the function
+/// keeps about the file may be ahead of it.
+pub(crate) type Apply<O> = Box<
+    dyn FnMut(&WriteTransaction, &[(StoreTicket, Vec<O>)], bool) -> Result<(), redb::Error> + Send,
+>;
 
 /// The most batches one transaction takes: under a constant stream of batches the writer
 /// still commits, and answers, regularly.
@@ -101,6 +104,7 @@ impl<O: Send + 'static> StoreHandle<O> {
         let counters = Arc::new(Counters::default());
         let mut writer = Writer {
             db: Some(db),
+            reopened: false,
             path: path.clone(),
             apply,
             answer,
@@ -193,6 +197,8 @@ impl<O> Drop for StoreHandle<O> {
 struct Writer<O> {
     /// `None` after a failure, until it is opened again.
     db: Option<Database>,
+    /// Opened again since the last transaction was applied.
+    reopened: bool,
     path: PathBuf,
     apply: Apply<O>,
     answer: Box<dyn FnMut(StoreAnswer) + Send>,
@@ -315,6 +321,7 @@ impl<O> Writer<O> {
     ) -> Result<(), String> {
         if self.db.is_none() {
             self.db = Some(db::open_database(&self.path).map_err(|e| e.to_string())?);
+            self.reopened = true;
         }
         let Some(database) = &self.db else {
             return Err("the store file is not open".into());
@@ -323,7 +330,7 @@ impl<O> Writer<O> {
         let mut txn = database.begin_write().map_err(|e| storage(e.into()))?;
         txn.set_durability(durability)
             .map_err(|e| storage(e.into()))?;
-        (self.apply)(&txn, group).map_err(storage)?;
+        (self.apply)(&txn, group, std::mem::take(&mut self.reopened)).map_err(storage)?;
         txn.commit().map_err(|e| storage(e.into()))?;
         self.counters.commits.fetch_add(1, Ordering::Relaxed);
         if matches!(durability, redb::Durability::Immediate) {
@@ -368,6 +375,15 @@ impl<O> Writer<O> {
                 reason: "the final sync failed: the last batches are not durable".into(),
             });
         }
+        let stats = self.counters.snapshot();
+        tracing::info!(
+            file = %self.path.display(),
+            batches = stats.batches,
+            commits = stats.commits,
+            syncs = stats.syncs,
+            failed_batches = stats.failed_batches,
+            "store closed"
+        );
         if let Some(db) = self.db.take() {
             if let Err(error) = db.close() {
                 tracing::warn!(file = %self.path.display(), %error, "closing the store file");

@@ -118,14 +118,18 @@ fn packet_id() -> impl Strategy<Value = PacketId> {
     (1u16..5).prop_map(|n| PacketId::new(n).expect("non-zero"))
 }
 
-fn delivery() -> impl Strategy<Value = StoredDelivery> {
+fn inflight() -> impl Strategy<Value = Option<(PacketId, StoredFlow)>> {
     let flow = prop_oneof![Just(StoredFlow::Published), Just(StoredFlow::Released)];
+    proptest::option::of((packet_id(), flow))
+}
+
+fn delivery() -> BoxedStrategy<StoredDelivery> {
     (
         message(),
         qos(),
         any::<bool>(),
         proptest::collection::vec(1u32..1000, 0..3),
-        proptest::option::of((packet_id(), flow)),
+        inflight(),
     )
         .prop_map(|(message, qos, retain, ids, inflight)| StoredDelivery {
             message,
@@ -134,6 +138,7 @@ fn delivery() -> impl Strategy<Value = StoredDelivery> {
             sub_ids: ids.into_iter().filter_map(NonZeroU32::new).collect(),
             inflight,
         })
+        .boxed()
 }
 
 fn session() -> impl Strategy<Value = StoredSession> {
@@ -199,7 +204,7 @@ fn session() -> impl Strategy<Value = StoredSession> {
         )
 }
 
-fn op() -> impl Strategy<Value = StoreOp> {
+fn op() -> BoxedStrategy<StoreOp> {
     let seq = 0u64..6;
     prop_oneof![
         3 => (client(), session())
@@ -208,9 +213,12 @@ fn op() -> impl Strategy<Value = StoreOp> {
         4 => (client(), seq.clone(), delivery()).prop_map(|(client_id, seq, delivery)| {
             StoreOp::PutDelivery { client_id, seq, delivery }
         }),
-        2 => (client(), seq).prop_map(|(client_id, seq)| StoreOp::DeleteDelivery {
+        2 => (client(), seq.clone()).prop_map(|(client_id, seq)| StoreOp::DeleteDelivery {
             client_id,
             seq
+        }),
+        2 => (client(), seq, inflight()).prop_map(|(client_id, seq, inflight)| {
+            StoreOp::SetFlow { client_id, seq, inflight }
         }),
         2 => (client(), packet_id()).prop_map(|(client_id, packet_id)| {
             StoreOp::PutIncomingQos2 { client_id, packet_id }
@@ -221,6 +229,7 @@ fn op() -> impl Strategy<Value = StoreOp> {
         2 => message().prop_map(|message| StoreOp::PutRetained { message }),
         1 => topic().prop_map(|topic| StoreOp::DeleteRetained { topic }),
     ]
+    .boxed()
 }
 
 /// Batches of operations.
@@ -255,8 +264,70 @@ fn check(batches: Vec<Vec<StoreOp>>, durability: Durability) -> Result<(), TestC
     Ok(())
 }
 
+/// One commit per batch, a delivery log of `limit` bytes (so that entries are deleted and
+/// deliveries move into the table all the time), and a restart before batch `restart_at`:
+/// the restarted writer reads the log's index back from the file and goes on.
+fn check_log(
+    batches: Vec<Vec<StoreOp>>,
+    limit: usize,
+    restart_at: usize,
+) -> Result<(), TestCaseError> {
+    static CASE: AtomicU64 = AtomicU64::new(0);
+    let dir = scratch(&format!("log-{}", CASE.fetch_add(1, Ordering::Relaxed)));
+    let options = StoreOptions::new(&dir);
+    let mut reference = MemoryStore::new();
+    let (store, _) = open_at(options.clone(), origin(), origin());
+    let (mut handle, mut answers) = start(store.with_delivery_log_limit(limit));
+    for (i, ops) in batches.into_iter().enumerate() {
+        if i == restart_at {
+            handle.close().expect("close");
+            let (store, loaded) = open_at(options.clone(), origin(), origin());
+            prop_assert_eq!(normalized(loaded), normalized(reference.state().clone()));
+            (handle, answers) = start(store.with_delivery_log_limit(limit));
+        }
+        for op in &ops {
+            reference.apply(op.clone());
+        }
+        let ticket = StoreTicket(i as u64 + 1);
+        handle.submit(ticket, ops);
+        wait_durable(&answers, ticket);
+    }
+    handle.close().expect("close");
+    let (_, loaded) = open_at(options, origin(), origin() + Duration::from_secs(3));
+    std::fs::remove_dir_all(&dir).ok();
+    prop_assert_eq!(normalized(loaded), normalized(reference.state().clone()));
+    Ok(())
+}
+
+/// Operations on the deliveries of one session mostly, as a broker makes them.
+fn delivery_op() -> BoxedStrategy<StoreOp> {
+    let seq = 0u64..10;
+    prop_oneof![
+        1 => session().prop_map(|session| StoreOp::PutSession { client_id: "a".into(), session }),
+        1 => Just(StoreOp::DeleteSession { client_id: "a".into() }),
+        8 => (seq.clone(), delivery()).prop_map(|(seq, delivery)| {
+            StoreOp::PutDelivery { client_id: "a".into(), seq, delivery }
+        }),
+        6 => seq.clone().prop_map(|seq| StoreOp::DeleteDelivery { client_id: "a".into(), seq }),
+        6 => (seq, inflight()).prop_map(|(seq, inflight)| {
+            StoreOp::SetFlow { client_id: "a".into(), seq, inflight }
+        }),
+        2 => op(),
+    ]
+    .boxed()
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn the_delivery_log_reloads_as_the_memory_store_at_any_limit_and_restart(
+        batches in proptest::collection::vec(proptest::collection::vec(delivery_op(), 0..6), 1..24),
+        limit in 1usize..3000,
+        restart_at in 0usize..24,
+    ) {
+        check_log(batches, limit, restart_at)?;
+    }
 
     #[test]
     fn random_operations_reload_as_the_memory_store_applies_them(batches in batches()) {

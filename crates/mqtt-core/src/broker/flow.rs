@@ -184,7 +184,7 @@ impl Broker {
         if let (Some(d), Some(client)) = (released, client) {
             if self.persists(&client) {
                 let flow = Some((a.packet_id, StoredFlow::Released));
-                self.store_delivery(&client, &d, flow);
+                self.store_flow(&client, &d, flow);
             }
         }
         self.send_ack(conn, PacketType::PubRel, Ack::new(a.packet_id));

@@ -63,8 +63,31 @@ impl Broker {
         }
     }
 
-    /// A delivery of a persistent session was queued or its flow advanced. (A store applies
-    /// only the last operation of a delivery within one commit.)
+    /// The flow of a stored delivery advanced: `inflight` is its new state. The delivery is
+    /// stored: a session persists from its creation on or never (one that ends with its
+    /// connection is gone when another connection takes the client id over), so every
+    /// delivery of a persistent session was stored whole when it was queued.
+    pub(super) fn store_flow(
+        &mut self,
+        client: &ByteString,
+        d: &Delivery,
+        inflight: Option<(PacketId, StoredFlow)>,
+    ) {
+        if self.persists(client) {
+            if inflight.is_some_and(|_| d.qos == QoS::ExactlyOnce) {
+                // A QoS 2 packet id must be durable before the PUBLISH that carries it
+                // leaves: a restart resends the same id, never a new copy.
+                self.out.hold_all = true;
+            }
+            self.out.ops.push(StoreOp::SetFlow {
+                client_id: client.clone(),
+                seq: d.seq,
+                inflight,
+            });
+        }
+    }
+
+    /// A delivery of a persistent session was queued (or stored again whole).
     pub(super) fn store_delivery(
         &mut self,
         client: &ByteString,

@@ -220,7 +220,7 @@ impl Broker {
             // Stored before it is sent: a QoS 2 PUBLISH waits for its packet id to be durable.
             let client = self.conns.get(&conn).and_then(|c| c.session.clone());
             if let Some(client) = &client {
-                self.store_delivery(client, &d, Some((id, StoredFlow::Published)));
+                self.store_flow(client, &d, Some((id, StoredFlow::Published)));
             }
             if self.send_publish(now, conn, &d, Some(id), false) {
                 if let Some(session) = self.session_of(conn) {

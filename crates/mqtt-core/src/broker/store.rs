@@ -122,6 +122,17 @@ pub enum StoreOp {
         /// The record.
         delivery: StoredDelivery,
     },
+    /// A stored delivery's flow advanced (it went out with a packet id, or its PUBREL did):
+    /// the message is the one stored, only `inflight` changes. A store writes a few bytes
+    /// instead of the message again. Ignored if the delivery is not stored.
+    SetFlow {
+        /// Client identifier.
+        client_id: ByteString,
+        /// Its number in the session.
+        seq: u64,
+        /// Its packet id and where its flow stands (`None`: queued).
+        inflight: Option<(PacketId, StoredFlow)>,
+    },
     /// A delivery completed, expired or was dropped.
     DeleteDelivery {
         /// Client identifier.
@@ -229,6 +240,16 @@ impl StoredState {
             } => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
                     s.deliveries.insert(seq, delivery);
+                }
+            }
+            StoreOp::SetFlow {
+                client_id,
+                seq,
+                inflight,
+            } => {
+                let stored = self.sessions.get_mut(&client_id);
+                if let Some(d) = stored.and_then(|s| s.deliveries.get_mut(&seq)) {
+                    d.inflight = inflight;
                 }
             }
             StoreOp::DeleteDelivery { client_id, seq } => {
