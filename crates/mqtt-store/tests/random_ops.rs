@@ -257,7 +257,13 @@ fn check(batches: Vec<Vec<StoreOp>>, durability: Durability) -> Result<(), TestC
     }
     wait_durable(&answers, ticket);
     handle.close().expect("close");
-    // Reopened by a process whose clock started 3 s later.
+    reloads_as(options, &reference)
+}
+
+/// Reopened by a process whose clock started 3 s later, the file gives back `reference`'s
+/// state. Removes the directory.
+fn reloads_as(options: StoreOptions, reference: &MemoryStore) -> Result<(), TestCaseError> {
+    let dir = options.dir.clone();
     let (_, loaded) = open_at(options, origin(), origin() + Duration::from_secs(3));
     std::fs::remove_dir_all(&dir).ok();
     prop_assert_eq!(normalized(loaded), normalized(reference.state().clone()));
@@ -293,10 +299,7 @@ fn check_log(
         wait_durable(&answers, ticket);
     }
     handle.close().expect("close");
-    let (_, loaded) = open_at(options, origin(), origin() + Duration::from_secs(3));
-    std::fs::remove_dir_all(&dir).ok();
-    prop_assert_eq!(normalized(loaded), normalized(reference.state().clone()));
-    Ok(())
+    reloads_as(options, &reference)
 }
 
 /// Operations on the deliveries of one session mostly, as a broker makes them.

@@ -87,19 +87,9 @@ impl Broker {
         }
     }
 
-    /// A delivery of a persistent session was queued (or stored again whole).
-    pub(super) fn store_delivery(
-        &mut self,
-        client: &ByteString,
-        d: &Delivery,
-        inflight: Option<(PacketId, StoredFlow)>,
-    ) {
+    /// A delivery of a persistent session was queued: stored whole, not yet in flight.
+    pub(super) fn store_delivery(&mut self, client: &ByteString, d: &Delivery) {
         if self.persists(client) {
-            if inflight.is_some_and(|_| d.qos == QoS::ExactlyOnce) {
-                // A QoS 2 packet id must be durable before the PUBLISH that carries it
-                // leaves: a restart resends the same id, never a new copy.
-                self.out.hold_all = true;
-            }
             let op = StoreOp::PutDelivery {
                 client_id: client.clone(),
                 seq: d.seq,
@@ -108,7 +98,7 @@ impl Broker {
                     qos: d.qos,
                     retain: d.retain,
                     sub_ids: d.sub_ids.clone(),
-                    inflight,
+                    inflight: None,
                 },
             };
             self.out.ops.push(op);

@@ -141,7 +141,7 @@ impl Broker {
                 if queued.is_some() && self.persists(client) {
                     let last = self.sessions.get(client).and_then(|s| s.queue.back());
                     if let Some(d) = last.cloned() {
-                        self.store_delivery(client, &d, None);
+                        self.store_delivery(client, &d);
                     }
                 }
                 if let Some(conn) = conn {
