@@ -1,7 +1,7 @@
 //! The redb file: its tables, opening it, loading everything, and applying store operations
 //! with exactly the semantics of [`StoredState::apply`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +17,7 @@ use redb::{
 use crate::delivery_log::{DeliveryLog, DELIVERIES, DELIVERY_LOG};
 use crate::error::StoreError;
 use crate::format::{self, Clock, Malformed};
-use crate::log_index;
+use crate::log_index::{self, Index, Logged};
 
 /// Client id -> session record.
 const SESSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("sessions");
@@ -39,15 +39,19 @@ const UPGRADABLE: &[u64] = &[1];
 /// The name of the file in the data directory.
 pub(crate) const FILE_NAME: &str = "mqtt.redb";
 
-/// Opens (creating if missing) the file, checks every page, and loads the state.
-pub(crate) fn open(path: &Path, clock: Clock) -> Result<(Database, StoredState), StoreError> {
+/// Opens (creating if missing) the file, checks every page, and loads the state, with the
+/// delivery log's index as loading found it (so the writer need not read the log again).
+pub(crate) fn open(
+    path: &Path,
+    clock: Clock,
+) -> Result<(Database, StoredState, DeliveryLog), StoreError> {
     // A file altered behind redb's back may make redb itself panic on a path it believes
     // unreachable (a debug assertion): an operator must get an error naming the file instead.
     guard(path, || {
         let db = open_database(path)?;
         init(&db, path)?;
-        let state = load(&db, path, clock)?;
-        Ok((db, state))
+        let (state, log) = load(&db, path, clock)?;
+        Ok((db, state, log))
     })
 }
 
@@ -128,7 +132,11 @@ fn init(db: &Database, path: &Path) -> Result<(), StoreError> {
 }
 
 /// Reads everything a restart brings back.
-fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreError> {
+fn load(
+    db: &Database,
+    path: &Path,
+    clock: Clock,
+) -> Result<(StoredState, DeliveryLog), StoreError> {
     let err = |e: redb::Error| StoreError::from_redb(path.to_owned(), e);
     let corrupt = |table, key: String, reason: String| StoreError::Corrupt {
         path: path.to_owned(),
@@ -155,37 +163,51 @@ fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreEr
         );
     }
 
+    // Per client, the highest sequence number in the table: the writer's `table_max`.
+    let mut table_max: HashMap<ByteString, u64> = HashMap::new();
     let deliveries = txn.open_table(DELIVERIES).map_err(|e| err(e.into()))?;
     for entry in deliveries.iter().map_err(|e| err(e.into()))? {
         let (k, v) = entry.map_err(|e| err(e.into()))?;
         let (id, seq) = k.value();
-        let key = format!("({}, {seq})", show(id));
-        let client = client_id(id).map_err(|m| corrupt("deliveries", key.clone(), m.0))?;
+        let key = || format!("({}, {seq})", show(id));
+        let client = client_id(id).map_err(|m| corrupt("deliveries", key(), m.0))?;
         let delivery = format::decode_delivery(Bytes::copy_from_slice(v.value()), clock)
-            .map_err(|m| corrupt("deliveries", key.clone(), m.0))?;
+            .map_err(|m| corrupt("deliveries", key(), m.0))?;
+        let max = table_max.entry(client.clone()).or_insert(seq);
+        *max = (*max).max(seq);
         match state.sessions.get_mut(&client) {
             Some(s) => {
                 s.deliveries.insert(seq, delivery);
             }
             // Never written (see `apply`); ignored as `StoredState::apply` would.
-            None => tracing::warn!(file = %path.display(), %key, "delivery without a session"),
+            None => {
+                tracing::warn!(file = %path.display(), key = key(), "delivery without a session")
+            }
         }
     }
 
     // The log after the table: its puts are newer than any row (see `delivery_log`).
     let log = txn.open_table(DELIVERY_LOG).map_err(|e| err(e.into()))?;
-    let (replayed, _) = log_index::replay(&log, clock, |record| record)
+    let (replayed, sizes) = log_index::replay(&log, clock, |record| record)
         .map_err(err)?
         .map_err(|(entry, m)| corrupt("delivery_log", entry.to_string(), m.0))?;
+    let mut index = Index {
+        first: replayed.first,
+        live: replayed.live,
+        resident: HashMap::new(),
+    };
     for (client, resident) in replayed.resident {
+        let mut kept = BTreeMap::new();
         for (seq, logged) in resident {
-            let key = format!(
-                "({}, {seq}) in entry {}",
-                show(client.as_bytes()),
-                logged.put
-            );
-            let mut delivery = format::decode_delivery(logged.record, clock)
-                .map_err(|m| corrupt("delivery_log", key.clone(), m.0))?;
+            let key = || {
+                format!(
+                    "({}, {seq}) in entry {}",
+                    show(client.as_bytes()),
+                    logged.put
+                )
+            };
+            let mut delivery = format::decode_delivery(logged.record.clone(), clock)
+                .map_err(|m| corrupt("delivery_log", key(), m.0))?;
             if let Some((_, inflight)) = logged.flow {
                 delivery.inflight = inflight;
             }
@@ -193,10 +215,23 @@ fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreEr
                 Some(s) => {
                     s.deliveries.insert(seq, delivery);
                 }
-                None => tracing::warn!(file = %path.display(), %key, "delivery without a session"),
+                None => {
+                    tracing::warn!(file = %path.display(), key = key(), "delivery without a session")
+                }
             }
+            let (put, flow) = (logged.put, logged.flow);
+            kept.insert(
+                seq,
+                Logged {
+                    put,
+                    record: (),
+                    flow,
+                },
+            );
         }
+        index.resident.insert(client, kept);
     }
+    let log = DeliveryLog::loaded(clock, index, sizes, table_max);
 
     let qos2 = txn.open_table(INCOMING_QOS2).map_err(|e| err(e.into()))?;
     for entry in qos2.iter().map_err(|e| err(e.into()))? {
@@ -230,7 +265,7 @@ fn load(db: &Database, path: &Path, clock: Clock) -> Result<StoredState, StoreEr
         }
         state.retained.insert(topic, message);
     }
-    Ok(state)
+    Ok((state, log))
 }
 
 /// The key of a client id.
@@ -256,11 +291,8 @@ pub(crate) struct Applier {
 }
 
 impl Applier {
-    pub(crate) fn new(clock: Clock, log_limit: usize) -> Self {
-        Self {
-            clock,
-            log: DeliveryLog::new(clock, log_limit),
-        }
+    pub(crate) fn new(clock: Clock, log: DeliveryLog) -> Self {
+        Self { clock, log }
     }
 
     /// Applies `ops` in order inside `txn`, with the semantics of [`StoredState::apply`]:

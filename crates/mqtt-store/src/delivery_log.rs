@@ -73,19 +73,42 @@ pub(crate) struct DeliveryLog {
     record: Vec<u8>,
 }
 
+impl std::fmt::Debug for DeliveryLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryLog")
+            .field("first", &self.index.first)
+            .field("entries", &self.sizes.len())
+            .field("bytes", &self.bytes)
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
 impl DeliveryLog {
-    pub(crate) fn new(clock: Clock, limit: usize) -> Self {
+    /// The index as loading the file found it: the log's entries (`index`, `sizes`) and the
+    /// highest sequence number of each client in the table.
+    pub(crate) fn loaded(
+        clock: Clock,
+        index: Index<()>,
+        sizes: VecDeque<usize>,
+        table_max: HashMap<ByteString, u64>,
+    ) -> Self {
         Self {
-            built: false,
-            index: Index::default(),
-            sizes: VecDeque::new(),
-            bytes: 0,
-            table_max: HashMap::new(),
-            limit: limit.max(1),
+            built: true,
+            index,
+            bytes: sizes.iter().sum(),
+            sizes,
+            table_max,
+            limit: LOG_LIMIT,
             clock,
             entry: Writer::new(clock),
             record: Vec::new(),
         }
+    }
+
+    /// Sets the limit in bytes (tests set it low to move deliveries all the time).
+    pub(crate) fn set_limit(&mut self, bytes: usize) {
+        self.limit = bytes.max(1);
     }
 
     /// The file was opened again after a failed commit: what the index says may not be on
@@ -307,4 +330,123 @@ fn key(client: &str) -> &[u8] {
 
 fn corrupted(entry: u64, m: &Malformed) -> redb::Error {
     redb::Error::Corrupted(format!("delivery log entry {entry}: {}", m.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant, UNIX_EPOCH};
+
+    use mqtt_core::broker::store::{StoreOp, StoreTicket, StoredMessage, StoredSession};
+    use mqtt_core::packet::{PacketId, PublishProperties};
+    use mqtt_core::topic::TopicName;
+    use mqtt_core::{ProtocolVersion, QoS};
+
+    use super::*;
+    use crate::{Store, StoreAnswer, StoreOptions};
+
+    fn put(client: &str, seq: u64) -> StoreOp {
+        StoreOp::PutDelivery {
+            client_id: client.into(),
+            seq,
+            delivery: StoredDelivery {
+                message: StoredMessage {
+                    topic: TopicName::new("t").expect("topic"),
+                    payload: "p".into(),
+                    qos: QoS::AtLeastOnce,
+                    retain: false,
+                    properties: PublishProperties::default(),
+                    expires_at: None,
+                    origin: None,
+                },
+                qos: QoS::AtLeastOnce,
+                retain: false,
+                sub_ids: Vec::new(),
+                inflight: None,
+            },
+        }
+    }
+
+    /// After a failed commit the writer reads the index from the file: it must be the index
+    /// loading gives, whatever the log holds.
+    #[test]
+    fn the_index_read_back_by_the_writer_is_the_one_loading_gives() {
+        let dir = std::env::temp_dir().join(format!("mqtt-store-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let session = StoredSession {
+            version: ProtocolVersion::V5,
+            expiry_interval: 60,
+            expires_at: None,
+            subscriptions: Vec::new(),
+            pending_will: None,
+        };
+        let flow = |seq| StoreOp::SetFlow {
+            client_id: "a".into(),
+            seq,
+            inflight: PacketId::new(7)
+                .map(|id| (id, mqtt_core::broker::store::StoredFlow::Published)),
+        };
+        let delete = |seq| StoreOp::DeleteDelivery {
+            client_id: "a".into(),
+            seq,
+        };
+        let batches = vec![
+            vec![StoreOp::PutSession {
+                client_id: "a".into(),
+                session: session.clone(),
+            }],
+            vec![put("a", 1), put("a", 2), put("a", 3)],
+            vec![flow(1), put("a", 4)],
+            vec![delete(2), flow(3), put("a", 5)],
+            vec![put("a", 6), delete(4)],
+            vec![
+                StoreOp::PutSession {
+                    client_id: "b".into(),
+                    session,
+                },
+                put("b", 1),
+            ],
+            vec![flow(6), delete(1)],
+        ];
+        let (store, _) = Store::open(StoreOptions::new(&dir), Instant::now()).expect("open");
+        // Small enough that the oldest entries move into the table as it goes.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let handle = store.with_delivery_log_limit(400).start(move |a| {
+            let _ = tx.send(a);
+        });
+        for (i, ops) in batches.into_iter().enumerate() {
+            handle.submit(StoreTicket(i as u64 + 1), ops);
+            loop {
+                match rx.recv_timeout(Duration::from_secs(10)) {
+                    Ok(StoreAnswer::Durable(t)) if t >= StoreTicket(i as u64 + 1) => break,
+                    Ok(StoreAnswer::Durable(_)) => {}
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        handle.close().expect("close");
+
+        let clock = Clock::new(
+            Instant::now(),
+            UNIX_EPOCH + Duration::from_secs(1_700_000_000),
+        );
+        let path = crate::db::file_in(&dir);
+        let (db, _, loaded) = crate::db::open(&path, clock).expect("load");
+        let mut rebuilt =
+            DeliveryLog::loaded(clock, Index::default(), VecDeque::new(), HashMap::new());
+        rebuilt.forget();
+        let txn = db.begin_write().expect("txn");
+        rebuilt.begin(&txn).expect("rebuild");
+        rebuilt.index.live.pop_back();
+        assert!(
+            !loaded.index.resident.is_empty(),
+            "the log holds deliveries"
+        );
+        assert!(!loaded.table_max.is_empty(), "the table holds deliveries");
+        assert_eq!(rebuilt.index, loaded.index);
+        assert_eq!(rebuilt.sizes, loaded.sizes);
+        assert_eq!(rebuilt.table_max, loaded.table_max);
+        drop(txn);
+        drop(db);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -222,7 +222,8 @@ pub struct Store {
     path: PathBuf,
     clock: Clock,
     durability: Durability,
-    log_limit: usize,
+    /// The delivery log's index, as loading found it.
+    log: delivery_log::DeliveryLog,
 }
 
 impl Store {
@@ -259,7 +260,7 @@ impl Store {
             source,
         })?;
         let clock = Clock::new(now, wall_now);
-        let (db, state) = db::open(&path, clock)?;
+        let (db, state, log) = db::open(&path, clock)?;
         tracing::debug!(
             file = %path.display(),
             sessions = state.sessions.len(),
@@ -271,7 +272,7 @@ impl Store {
             path,
             clock,
             durability: options.durability,
-            log_limit: delivery_log::LOG_LIMIT,
+            log,
         };
         Ok((store, state))
     }
@@ -286,7 +287,7 @@ impl Store {
     /// every path run; an operator has no reason to.
     #[doc(hidden)]
     pub fn with_delivery_log_limit(mut self, bytes: usize) -> Self {
-        self.log_limit = bytes;
+        self.log.set_limit(bytes);
         self
     }
 
@@ -303,9 +304,9 @@ impl Store {
             path,
             clock,
             durability,
-            log_limit,
+            log,
         } = self;
-        let mut applier = db::Applier::new(clock, log_limit);
+        let mut applier = db::Applier::new(clock, log);
         let apply: writer::Apply<mqtt_core::broker::store::StoreOp> =
             Box::new(move |txn, group, reopened| {
                 applier.apply(txn, group.iter().flat_map(|(_, ops)| ops), reopened)

@@ -13,7 +13,7 @@ use crate::format::{Clock, Inflight, LogItem, Malformed, Reader};
 
 /// A resident delivery: the entry of its latest put (and what the index keeps of it, `R`),
 /// and the entry and state of its latest flow item after that put.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Logged<R> {
     pub(crate) put: u64,
     pub(crate) record: R,
@@ -21,7 +21,7 @@ pub(crate) struct Logged<R> {
 }
 
 /// The log's entries from `first` on, and its resident deliveries.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub(crate) struct Index<R> {
     /// The number of the oldest entry.
     pub(crate) first: u64,
