@@ -6,7 +6,7 @@ use bytes::{BufMut, BytesMut};
 use super::error::{DecodeError, EncodeError};
 use super::primitives::{Cursor, Reader};
 use super::properties;
-use crate::packet::{Ack, PacketType, ProtocolVersion, ReasonCode};
+use crate::packet::{Ack, PacketId, PacketType, ProtocolVersion, ReasonCode};
 
 /// The longest body that [`decode_fixed`] reads whole: packet id and reason code.
 pub(super) const FIXED_LEN: usize = 3;
@@ -17,7 +17,7 @@ pub(super) fn decode(
     version: ProtocolVersion,
     kind: PacketType,
 ) -> Result<Ack, DecodeError> {
-    let mut ack = decode_fixed(r, version, kind)?;
+    let mut ack = fixed(decode_fixed(r, version, kind)?);
     if version.is_v5() && !r.is_empty() {
         ack.properties = properties::decode(r)?;
     }
@@ -25,25 +25,36 @@ pub(super) fn decode(
 }
 
 /// All of an ack before its properties: the whole packet when the body is at most
-/// [`FIXED_LEN`] bytes long, which is read in place.
+/// [`FIXED_LEN`] bytes long, which is read in place. The fields come back bare, not as an
+/// [`Ack`]: a pair fits in registers, so the packet is built once, where it is returned.
 #[inline]
 pub(super) fn decode_fixed(
     c: &mut Cursor,
     version: ProtocolVersion,
     kind: PacketType,
-) -> Result<Ack, DecodeError> {
+) -> Result<(PacketId, ReasonCode), DecodeError> {
     let packet_id = c.packet_id()?;
-    let mut ack = Ack::new(packet_id);
     // Before 5.0 the packet is the id alone; extra bytes are caught by the caller's finish().
     // In 5.0 a Remaining Length of 2 means Success with no properties, and one of 3 means a
     // reason code with no properties (spec 3.4.2.1, 3.4.2.2.1 and the same for the others).
     if version.is_v5() && !c.is_empty() {
         let code = c.u8()?;
-        ack.reason_code = ReasonCode::from_u8(code)
+        let reason_code = ReasonCode::from_u8(code)
             .filter(|c| allows(kind, *c))
             .ok_or(DecodeError::InvalidReasonCode(code))?;
+        return Ok((packet_id, reason_code));
     }
-    Ok(ack)
+    Ok((packet_id, ReasonCode::Success))
+}
+
+/// The ack of the fields [`decode_fixed`] read, without properties.
+#[inline]
+pub(super) fn fixed((packet_id, reason_code): (PacketId, ReasonCode)) -> Ack {
+    Ack {
+        packet_id,
+        reason_code,
+        properties: Default::default(),
+    }
 }
 
 /// Remaining Length and property length of an ack in `version`.

@@ -89,6 +89,21 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// [`Self::varint`] for one that is most often a single byte, such as a property
+    /// identifier or a short property length: that byte is read here, in line, and only a
+    /// longer integer goes to the general decoder.
+    #[inline]
+    pub(crate) fn short_varint(&mut self) -> Result<u32, DecodeError> {
+        match self.buf.split_first() {
+            // A byte without the continuation bit is a whole integer in its shortest form.
+            Some((&byte, rest)) if byte < 0x80 => {
+                self.buf = rest;
+                Ok(u32::from(byte))
+            }
+            _ => self.varint(),
+        }
+    }
+
     /// Takes a Variable Byte Integer of 0 off the front, if that is what comes next: the
     /// property length of a packet without properties. Zero has only one encoding, the byte
     /// 0 (spec 1.5.5), so `false` leaves anything else, malformed or not, to [`Self::varint`].
@@ -335,6 +350,9 @@ mod tests {
             (VARINT_MAX, &[0xFF, 0xFF, 0xFF, 0x7F]),
         ] {
             assert_eq!(parse_varint(bytes), Ok(Some((value, bytes.len()))));
+            let mut c = Cursor::new(bytes);
+            assert_eq!(c.short_varint(), Ok(value));
+            assert!(c.is_empty());
             let mut out = BytesMut::new();
             put_varint(&mut out, value);
             assert_eq!(&out[..], bytes);
@@ -348,6 +366,14 @@ mod tests {
         assert_eq!(
             parse_varint(&[0x80, 0x00]),
             Err(DecodeError::MalformedVarInt)
+        );
+        assert_eq!(
+            Cursor::new(&[0x80, 0x00]).short_varint(),
+            Err(DecodeError::MalformedVarInt)
+        );
+        assert_eq!(
+            Cursor::new(&[0x80]).short_varint(),
+            Err(DecodeError::LengthMismatch)
         );
     }
 

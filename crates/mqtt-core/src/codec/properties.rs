@@ -71,14 +71,14 @@ pub(crate) fn decode_boxed<P: PropertySet>(r: &mut Reader) -> Result<Box<P>, Dec
 }
 
 fn decode_into<P: PropertySet>(r: &mut Reader, props: &mut P) -> Result<(), DecodeError> {
-    let len = r.varint()?;
+    let len = r.short_varint()?;
     if len == 0 {
         return Ok(());
     }
     let mut pr = r.section(len as usize)?;
     while !pr.is_empty() {
         // Identifiers are Variable Byte Integers, though all defined ones fit in one byte.
-        let id = pr.varint()?;
+        let id = pr.short_varint()?;
         let id = u8::try_from(id).map_err(|_| DecodeError::PropertyNotAllowed(0xFF))?;
         props.apply(id, &mut pr)?;
     }

@@ -20,7 +20,8 @@ pub(super) fn decode_subscribe(
     let mut s = Subscribe {
         packet_id: r.packet_id()?,
         subscriptions: Vec::new(),
-        properties: if version.is_v5() {
+        // Most SUBSCRIBEs carry no properties: a property length of 0 skips the decoder.
+        properties: if version.is_v5() && !r.zero_varint() {
             properties::decode(r)?
         } else {
             Default::default()
@@ -60,7 +61,8 @@ fn count_subscriptions(mut c: Cursor) -> usize {
 
 #[inline]
 fn filter(r: &mut Reader) -> Result<TopicFilter, DecodeError> {
-    TopicFilter::try_from(r.string()?).map_err(DecodeError::InvalidTopicFilter)
+    // `string` has refused U+0000 already.
+    TopicFilter::from_decoded(r.string()?).map_err(DecodeError::InvalidTopicFilter)
 }
 
 fn options(byte: u8, version: ProtocolVersion) -> Result<SubscriptionOptions, DecodeError> {
