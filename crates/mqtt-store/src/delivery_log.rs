@@ -336,9 +336,8 @@ fn corrupted(entry: u64, m: &Malformed) -> redb::Error {
 mod tests {
     use std::time::{Duration, Instant, UNIX_EPOCH};
 
-    use mqtt_core::broker::store::{StoreOp, StoreTicket, StoredMessage, StoredSession};
-    use mqtt_core::packet::{PacketId, PublishProperties};
-    use mqtt_core::topic::TopicName;
+    use mqtt_core::broker::store::{StoreOp, StoreTicket, StoredSession};
+    use mqtt_core::packet::PacketId;
     use mqtt_core::{ProtocolVersion, QoS};
 
     use super::*;
@@ -349,15 +348,7 @@ mod tests {
             client_id: client.into(),
             seq,
             delivery: StoredDelivery {
-                message: StoredMessage {
-                    topic: TopicName::new("t").expect("topic"),
-                    payload: "p".into(),
-                    qos: QoS::AtLeastOnce,
-                    retain: false,
-                    properties: PublishProperties::default(),
-                    expires_at: None,
-                    origin: None,
-                },
+                message: crate::format::tests::message(Instant::now()),
                 qos: QoS::AtLeastOnce,
                 retain: false,
                 sub_ids: Vec::new(),

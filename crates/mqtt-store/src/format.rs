@@ -655,7 +655,7 @@ pub(crate) fn decode_message(record: Bytes, clock: Clock) -> Result<StoredMessag
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn clock() -> (Instant, Clock) {
@@ -664,7 +664,8 @@ mod tests {
         (now, Clock::new(now, wall))
     }
 
-    fn message(now: Instant) -> StoredMessage {
+    /// A message with every field set (also for the other modules' tests).
+    pub(crate) fn message(now: Instant) -> StoredMessage {
         StoredMessage {
             topic: TopicName::new("a/b").unwrap(),
             payload: Bytes::from_static(b"payload"),
