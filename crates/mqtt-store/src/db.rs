@@ -14,7 +14,7 @@ use redb::{
     WriteTransaction,
 };
 
-use crate::delivery_log::{DeliveryLog, DELIVERIES, DELIVERY_LOG};
+use crate::delivery_log::{self, DeliveryLog, DELIVERIES, DELIVERY_LOG};
 use crate::error::StoreError;
 use crate::format::{self, Clock, Malformed};
 use crate::log_index::{self, Index, Logged};
@@ -173,8 +173,7 @@ fn load(
         let client = client_id(id).map_err(|m| corrupt("deliveries", key(), m.0))?;
         let delivery = format::decode_delivery(Bytes::copy_from_slice(v.value()), clock)
             .map_err(|m| corrupt("deliveries", key(), m.0))?;
-        let max = table_max.entry(client.clone()).or_insert(seq);
-        *max = (*max).max(seq);
+        delivery_log::raise(&mut table_max, client.clone(), seq);
         match state.sessions.get_mut(&client) {
             Some(s) => {
                 s.deliveries.insert(seq, delivery);
@@ -269,7 +268,7 @@ fn load(
 }
 
 /// The key of a client id.
-fn key(client_id: &str) -> &[u8] {
+pub(crate) fn key(client_id: &str) -> &[u8] {
     client_id.as_bytes()
 }
 

@@ -34,6 +34,7 @@ use bytestring::ByteString;
 use mqtt_core::broker::store::StoredDelivery;
 use redb::{ReadableTable, Table, TableDefinition, WriteTransaction};
 
+use crate::db::key;
 use crate::format::{self, Clock, Inflight, LogItem, Malformed, Reader, Writer};
 use crate::log_index::{self, Index};
 
@@ -151,7 +152,8 @@ impl DeliveryLog {
         seq: u64,
         d: &StoredDelivery,
     ) -> Result<(), redb::Error> {
-        if !self.resident(client, seq) && self.in_table(client, seq) {
+        // `in_table` first: it is false for almost every put, and spares the second lookup.
+        if self.in_table(client, seq) && !self.resident(client, seq) {
             format::encode_delivery_into(&mut self.record, d, self.clock);
             deliveries.insert((key(client), seq), self.record.as_slice())?;
             return Ok(());
@@ -178,12 +180,9 @@ impl DeliveryLog {
             let Some(row) = row.map(|v| Bytes::copy_from_slice(v.value())) else {
                 return Ok(());
             };
-            let mut d = format::decode_delivery(row, self.clock).map_err(|m| {
-                redb::Error::Corrupted(format!("delivery ({client:?}, {seq}): {}", m.0))
-            })?;
-            d.inflight = inflight;
-            format::encode_delivery_into(&mut self.record, &d, self.clock);
-            deliveries.insert((key(client), seq), self.record.as_slice())?;
+            let what = || format!("delivery ({client:?}, {seq})");
+            let record = self.with_flow(row, inflight, what)?;
+            deliveries.insert((key(client), seq), record)?;
         }
         Ok(())
     }
@@ -282,15 +281,12 @@ impl DeliveryLog {
             match logged.flow {
                 None => deliveries.insert((key(&client), seq), &*record)?,
                 Some((_, inflight)) => {
-                    let mut d = format::decode_delivery(record, self.clock)
-                        .map_err(|m| corrupted(first, &m))?;
-                    d.inflight = inflight;
-                    format::encode_delivery_into(&mut self.record, &d, self.clock);
-                    deliveries.insert((key(&client), seq), self.record.as_slice())?
+                    let what = || format!("delivery log entry {first}");
+                    let record = self.with_flow(record, inflight, what)?;
+                    deliveries.insert((key(&client), seq), record)?
                 }
             };
-            let max = self.table_max.entry(client).or_insert(seq);
-            *max = (*max).max(seq);
+            raise(&mut self.table_max, client, seq);
         }
         // Every live put of the entry is in the table now, and its flows were theirs.
         if let Some(n) = self.index.live.front_mut() {
@@ -299,33 +295,47 @@ impl DeliveryLog {
         Ok(())
     }
 
+    /// `record` (a whole delivery record) with its flow set to `inflight`, in `self.record`;
+    /// `what` names it in the error if it cannot be decoded.
+    fn with_flow(
+        &mut self,
+        record: Bytes,
+        inflight: Inflight,
+        what: impl FnOnce() -> String,
+    ) -> Result<&[u8], redb::Error> {
+        let mut d = format::decode_delivery(record, self.clock)
+            .map_err(|m| redb::Error::Corrupted(format!("{}: {}", what(), m.0)))?;
+        d.inflight = inflight;
+        format::encode_delivery_into(&mut self.record, &d, self.clock);
+        Ok(&self.record)
+    }
+
     /// Reads the index from the file: the log's entries, and the highest sequence number of
     /// each client in the table.
     fn rebuild(&mut self, txn: &WriteTransaction) -> Result<(), redb::Error> {
-        self.table_max.clear();
+        let mut table_max = HashMap::new();
         let deliveries = txn.open_table(DELIVERIES)?;
         for row in deliveries.iter()? {
             let (k, _) = row?;
             let (id, seq) = k.value();
             let id = ByteString::try_from(id)
                 .map_err(|_| redb::Error::Corrupted("a delivery key is not UTF-8".into()))?;
-            let max = self.table_max.entry(id).or_insert(seq);
-            *max = (*max).max(seq);
+            raise(&mut table_max, id, seq);
         }
         let log = txn.open_table(DELIVERY_LOG)?;
         let (index, sizes) =
             log_index::replay(&log, self.clock, |_| ())?.map_err(|(e, m)| corrupted(e, &m))?;
-        self.index = index;
-        self.bytes = sizes.iter().sum();
-        self.sizes = sizes;
-        self.built = true;
+        let limit = self.limit;
+        *self = Self::loaded(self.clock, index, sizes, table_max);
+        self.limit = limit;
         Ok(())
     }
 }
 
-/// The key bytes of a client id.
-fn key(client: &str) -> &[u8] {
-    client.as_bytes()
+/// Raises `client`'s entry of `table_max` to `seq`.
+pub(crate) fn raise(table_max: &mut HashMap<ByteString, u64>, client: ByteString, seq: u64) {
+    let max = table_max.entry(client).or_insert(seq);
+    *max = (*max).max(seq);
 }
 
 fn corrupted(entry: u64, m: &Malformed) -> redb::Error {
