@@ -357,13 +357,13 @@ mod tests {
         StoreOp::PutDelivery {
             client_id: client.into(),
             seq,
-            delivery: StoredDelivery {
+            delivery: Box::new(StoredDelivery {
                 message: crate::format::tests::message(Instant::now()),
                 qos: QoS::AtLeastOnce,
                 retain: false,
                 sub_ids: Vec::new(),
                 inflight: None,
-            },
+            }),
         }
     }
 
@@ -393,7 +393,7 @@ mod tests {
         let batches = vec![
             vec![StoreOp::PutSession {
                 client_id: "a".into(),
-                session: session.clone(),
+                session: Box::new(session.clone()),
             }],
             vec![put("a", 1), put("a", 2), put("a", 3)],
             vec![flow(1), put("a", 4)],
@@ -402,7 +402,7 @@ mod tests {
             vec![
                 StoreOp::PutSession {
                     client_id: "b".into(),
-                    session,
+                    session: Box::new(session),
                 },
                 put("b", 1),
             ],

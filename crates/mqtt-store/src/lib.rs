@@ -103,7 +103,10 @@
 //!     expires_at: None,
 //!     origin: None,
 //! };
-//! handle.submit(StoreTicket(1), vec![StoreOp::PutRetained { message }]);
+//! let op = StoreOp::PutRetained {
+//!     message: Box::new(message),
+//! };
+//! handle.submit(StoreTicket(1), vec![op]);
 //! // ... the broker's loop calls `broker.handle_stored(now, ticket)` on this:
 //! assert!(matches!(answers.recv()?, StoreAnswer::Durable(StoreTicket(1))));
 //! handle.close()?;

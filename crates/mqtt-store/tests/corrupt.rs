@@ -29,7 +29,7 @@ fn filled(name: &str) -> (PathBuf, PathBuf) {
         handle.submit(
             StoreTicket(i),
             vec![StoreOp::PutRetained {
-                message: StoredMessage {
+                message: Box::new(StoredMessage {
                     topic: TopicName::new(format!("t/{i}")).unwrap(),
                     payload: Bytes::from(payload),
                     qos: QoS::AtLeastOnce,
@@ -37,7 +37,7 @@ fn filled(name: &str) -> (PathBuf, PathBuf) {
                     properties: PublishProperties::default(),
                     expires_at: None,
                     origin: None,
-                },
+                }),
             }],
         );
     }

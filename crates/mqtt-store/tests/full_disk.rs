@@ -28,7 +28,7 @@ use common::*;
 
 fn retained(topic: &str, payload: Vec<u8>) -> Vec<StoreOp> {
     vec![StoreOp::PutRetained {
-        message: StoredMessage {
+        message: Box::new(StoredMessage {
             topic: TopicName::new(topic.to_owned()).unwrap(),
             payload: Bytes::from(payload),
             qos: QoS::AtLeastOnce,
@@ -36,7 +36,7 @@ fn retained(topic: &str, payload: Vec<u8>) -> Vec<StoreOp> {
             properties: PublishProperties::default(),
             expires_at: None,
             origin: None,
-        },
+        }),
     }]
 }
 

@@ -16,7 +16,7 @@ use common::*;
 
 fn retain(n: u64) -> Vec<StoreOp> {
     vec![StoreOp::PutRetained {
-        message: StoredMessage {
+        message: Box::new(StoredMessage {
             topic: TopicName::new(format!("load/{}", n % 100)).expect("topic"),
             payload: Bytes::from(format!("payload {n}")),
             qos: QoS::AtLeastOnce,
@@ -24,7 +24,7 @@ fn retain(n: u64) -> Vec<StoreOp> {
             properties: PublishProperties::default(),
             expires_at: None,
             origin: None,
-        },
+        }),
     }]
 }
 

@@ -208,10 +208,10 @@ fn op() -> BoxedStrategy<StoreOp> {
     let seq = 0u64..6;
     prop_oneof![
         3 => (client(), session())
-            .prop_map(|(client_id, session)| StoreOp::PutSession { client_id, session }),
+            .prop_map(|(client_id, session)| StoreOp::PutSession { client_id, session: Box::new(session) }),
         2 => client().prop_map(|client_id| StoreOp::DeleteSession { client_id }),
         4 => (client(), seq.clone(), delivery()).prop_map(|(client_id, seq, delivery)| {
-            StoreOp::PutDelivery { client_id, seq, delivery }
+            StoreOp::PutDelivery { client_id, seq, delivery: Box::new(delivery) }
         }),
         2 => (client(), seq.clone()).prop_map(|(client_id, seq)| StoreOp::DeleteDelivery {
             client_id,
@@ -226,7 +226,7 @@ fn op() -> BoxedStrategy<StoreOp> {
         1 => (client(), packet_id()).prop_map(|(client_id, packet_id)| {
             StoreOp::DeleteIncomingQos2 { client_id, packet_id }
         }),
-        2 => message().prop_map(|message| StoreOp::PutRetained { message }),
+        2 => message().prop_map(|message| StoreOp::PutRetained { message: Box::new(message) }),
         1 => topic().prop_map(|topic| StoreOp::DeleteRetained { topic }),
     ]
     .boxed()
@@ -306,10 +306,10 @@ fn check_log(
 fn delivery_op() -> BoxedStrategy<StoreOp> {
     let seq = 0u64..10;
     prop_oneof![
-        1 => session().prop_map(|session| StoreOp::PutSession { client_id: "a".into(), session }),
+        1 => session().prop_map(|session| StoreOp::PutSession { client_id: "a".into(), session: Box::new(session) }),
         1 => Just(StoreOp::DeleteSession { client_id: "a".into() }),
         8 => (seq.clone(), delivery()).prop_map(|(seq, delivery)| {
-            StoreOp::PutDelivery { client_id: "a".into(), seq, delivery }
+            StoreOp::PutDelivery { client_id: "a".into(), seq, delivery: Box::new(delivery) }
         }),
         6 => seq.clone().prop_map(|seq| StoreOp::DeleteDelivery { client_id: "a".into(), seq }),
         6 => (seq, inflight()).prop_map(|(seq, inflight)| {

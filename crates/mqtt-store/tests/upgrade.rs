@@ -22,7 +22,7 @@ fn put(seq: u64, payload: &'static str) -> StoreOp {
     StoreOp::PutDelivery {
         client_id: "c".into(),
         seq,
-        delivery: StoredDelivery {
+        delivery: Box::new(StoredDelivery {
             message: StoredMessage {
                 topic: TopicName::new("t").expect("topic"),
                 payload: payload.into(),
@@ -36,7 +36,7 @@ fn put(seq: u64, payload: &'static str) -> StoreOp {
             retain: false,
             sub_ids: Vec::new(),
             inflight: None,
-        },
+        }),
     }
 }
 
@@ -59,7 +59,7 @@ fn a_format_1_file_is_upgraded_in_place() {
         vec![
             StoreOp::PutSession {
                 client_id: "c".into(),
-                session,
+                session: Box::new(session),
             },
             put(1, "old"),
         ],

@@ -134,7 +134,7 @@ impl Broker {
                 // $SYS is the broker's own, published anew after a restart.
                 if kept && !msg.topic.starts_with("$SYS") {
                     self.store(StoreOp::PutRetained {
-                        message: persist::stored_message(&msg),
+                        message: Box::new(persist::stored_message(&msg)),
                     });
                 }
             }

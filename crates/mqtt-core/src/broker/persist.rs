@@ -46,7 +46,7 @@ impl Broker {
                     s.stored = true;
                     let op = StoreOp::PutSession {
                         client_id: client.clone(),
-                        session: stored_session(s),
+                        session: Box::new(stored_session(s)),
                     };
                     self.out.ops.push(op);
                 }
@@ -93,13 +93,13 @@ impl Broker {
             let op = StoreOp::PutDelivery {
                 client_id: client.clone(),
                 seq: d.seq,
-                delivery: StoredDelivery {
+                delivery: Box::new(StoredDelivery {
                     message: stored_message(&d.msg),
                     qos: d.qos,
                     retain: d.retain,
                     sub_ids: d.sub_ids.clone(),
                     inflight: None,
-                },
+                }),
             };
             self.out.ops.push(op);
         }
@@ -130,7 +130,7 @@ impl Broker {
                     Some(s) if s.expiry_interval > 0 => {
                         s.stored = true;
                         StoreOp::PutSession {
-                            session: stored_session(s),
+                            session: Box::new(stored_session(s)),
                             client_id: client,
                         }
                     }

@@ -97,7 +97,9 @@ pub struct StoredSession {
     pub pending_will: Option<(Instant, Will)>,
 }
 
-/// One change to what a restart must bring back.
+/// One change to what a restart must bring back. The records are boxed: an operation is a
+/// few words, so that the many small ones (flows, deletions) do not each take the room of a
+/// whole delivery in the batches that carry them to the store.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreOp {
     /// A persistent session was created or changed (replaces the record).
@@ -105,7 +107,7 @@ pub enum StoreOp {
         /// Client identifier.
         client_id: ByteString,
         /// The record.
-        session: StoredSession,
+        session: Box<StoredSession>,
     },
     /// A session ended (expired, cleaned, or no longer persistent): with its deliveries and
     /// QoS 2 packet ids.
@@ -120,7 +122,7 @@ pub enum StoreOp {
         /// Its number in the session: deliveries go out in this order.
         seq: u64,
         /// The record.
-        delivery: StoredDelivery,
+        delivery: Box<StoredDelivery>,
     },
     /// A stored delivery's flow advanced (it went out with a packet id, or its PUBREL did):
     /// the message is the one stored, only `inflight` changes. A store writes a few bytes
@@ -158,7 +160,7 @@ pub enum StoreOp {
     /// A message was retained (replaces what the topic held).
     PutRetained {
         /// The message.
-        message: StoredMessage,
+        message: Box<StoredMessage>,
     },
     /// A retained message was cleared or expired.
     DeleteRetained {
@@ -218,12 +220,12 @@ impl StoredState {
     pub fn apply(&mut self, op: StoreOp) {
         match op {
             StoreOp::PutSession { client_id, session } => match self.sessions.get_mut(&client_id) {
-                Some(s) => s.session = session,
+                Some(s) => s.session = *session,
                 None => {
                     self.sessions.insert(
                         client_id,
                         SessionState {
-                            session,
+                            session: *session,
                             deliveries: BTreeMap::new(),
                             incoming_qos2: Vec::new(),
                         },
@@ -239,7 +241,7 @@ impl StoredState {
                 delivery,
             } => {
                 if let Some(s) = self.sessions.get_mut(&client_id) {
-                    s.deliveries.insert(seq, delivery);
+                    s.deliveries.insert(seq, *delivery);
                 }
             }
             StoreOp::SetFlow {
@@ -277,7 +279,7 @@ impl StoredState {
             }
             StoreOp::PutRetained { message } => {
                 self.retained
-                    .insert(message.topic.as_bytestring().clone(), message);
+                    .insert(message.topic.as_bytestring().clone(), *message);
             }
             StoreOp::DeleteRetained { topic } => {
                 self.retained.remove(topic.as_str());

@@ -21,6 +21,9 @@ use tracing::warn;
 use super::connection::Connection;
 use crate::transport::{timeout_at, Incoming};
 
+/// Inputs handled in a row before the timer and the store's answers get a look.
+const BURST: usize = 64;
+
 /// What the listeners and connection tasks tell the router, over one bounded channel.
 #[derive(Debug)]
 pub(super) enum Input {
@@ -108,7 +111,17 @@ impl Router {
                     self.core.handle_timeout(Instant::now());
                 }
                 Step::Stored(answer) => self.core.answer(Instant::now(), answer),
-                Step::Input(input) => self.handle(input),
+                Step::Input(input) => {
+                    self.handle(input);
+                    // What is already queued, up to a burst: one store batch for all of it.
+                    for _ in 1..BURST {
+                        let Ok(input) = self.inbox.try_recv() else {
+                            break;
+                        };
+                        self.core.drain_in_burst(Instant::now());
+                        self.handle(input);
+                    }
+                }
             }
             self.core.drain(Instant::now());
         }

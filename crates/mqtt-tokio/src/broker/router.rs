@@ -81,7 +81,7 @@ impl Router {
                         let Ok(input) = self.inbox.try_recv() else {
                             break;
                         };
-                        self.core.drain(now);
+                        self.core.drain_in_burst(now);
                         self.handle(now, input);
                     }
                 }
