@@ -224,7 +224,7 @@ impl Broker {
             }
             if self.send_publish(now, conn, &d, Some(id), false) {
                 if let Some(session) = self.session_of(conn) {
-                    session.inflight.push_back(InFlight {
+                    session.push_inflight(InFlight {
                         id,
                         state,
                         delivery: d,

@@ -54,7 +54,11 @@ pub(crate) struct Session {
     pub(crate) queued_bytes: usize,
     /// Incoming QoS 2 packet ids received and not yet released by PUBREL.
     pub(crate) incoming_qos2: HashSet<PacketId>,
+    /// The packet id handed out last.
     next_id: u16,
+    /// An id in flight may be above `next_id` (ids wrapped past 65,535, or one was put in
+    /// flight out of order): only then can the id after `next_id` be taken.
+    ids_wrapped: bool,
     /// The number the next queued delivery gets.
     next_seq: u64,
     /// A will waiting for its Will Delay Interval.
@@ -82,6 +86,7 @@ impl Session {
             queued_bytes: 0,
             incoming_qos2: HashSet::new(),
             next_id: 0,
+            ids_wrapped: false,
             next_seq: 1,
             pending_will: None,
             dropped: 0,
@@ -93,14 +98,39 @@ impl Session {
     /// The next packet id not in flight. `None` only if all 65,535 are, which the in-flight
     /// limit (at most 65,535) rules out.
     pub(crate) fn next_packet_id(&mut self) -> Option<PacketId> {
+        // Ids go out in increasing order: while none in flight is above the last one, the
+        // next is free without a look at the window (a scan of up to the whole window per
+        // message otherwise).
+        if !self.ids_wrapped && self.next_id < u16::MAX {
+            self.next_id += 1;
+            return PacketId::new(self.next_id);
+        }
         for _ in 0..u16::MAX {
-            self.next_id = self.next_id.checked_add(1).unwrap_or(1);
+            self.next_id = match self.next_id.checked_add(1) {
+                Some(next) => next,
+                None => {
+                    self.ids_wrapped = true;
+                    1
+                }
+            };
             let id = PacketId::new(self.next_id)?;
             if !self.inflight.iter().any(|f| f.id == id) {
+                if self.inflight.iter().all(|f| f.id < id) {
+                    self.ids_wrapped = false;
+                }
                 return Some(id);
             }
         }
         None
+    }
+
+    /// Puts a message in flight: its id comes from [`Session::next_packet_id`], or from a
+    /// stored or resumed flow.
+    pub(crate) fn push_inflight(&mut self, f: InFlight) {
+        if f.id.get() > self.next_id {
+            self.ids_wrapped = true;
+        }
+        self.inflight.push_back(f);
     }
 
     /// Queues a delivery under the session's limits, numbered; returns its number, or `None`
@@ -162,7 +192,7 @@ impl Session {
                 self.next_id = self.next_id.max(id.get());
                 // A released one is resumed with its PUBREL, never its PUBLISH again.
                 let sent = state == OutState::Qos2Released;
-                self.inflight.push_back(InFlight {
+                self.push_inflight(InFlight {
                     id,
                     state,
                     delivery: d,
@@ -190,6 +220,8 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use proptest::prelude::Just;
 
     use super::*;
     use crate::broker::route::Message;
@@ -228,11 +260,11 @@ mod tests {
     fn packet_ids_skip_those_in_flight_wrap_past_65535_and_come_free_when_removed() {
         let mut s = Session::new(ProtocolVersion::V311);
         assert_eq!(next(&mut s), 1);
-        s.inflight.push_back(in_flight(3));
+        s.push_inflight(in_flight(3));
         assert_eq!(next(&mut s), 2);
         assert_eq!(next(&mut s), 4, "3 is in flight");
         s.next_id = u16::MAX - 1;
-        s.inflight.push_back(in_flight(1));
+        s.push_inflight(in_flight(1));
         assert_eq!(next(&mut s), u16::MAX);
         assert_eq!(
             next(&mut s),
@@ -244,5 +276,41 @@ mod tests {
         assert_eq!(next(&mut s), 1, "removed, 1 is free again");
         assert_eq!(next(&mut s), 2);
         assert_eq!(next(&mut s), 4, "3 is still in flight");
+    }
+
+    /// The packet ids the scan of the whole window would give.
+    fn scanned(next_id: &mut u16, inflight: &VecDeque<InFlight>) -> u16 {
+        loop {
+            *next_id = next_id.checked_add(1).unwrap_or(1);
+            if !inflight.iter().any(|f| f.id.get() == *next_id) {
+                return *next_id;
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// Taking ids without a scan while none in flight is above the last gives what a
+        /// scan gives, across wraps past 65,535 and completions in any order.
+        #[test]
+        fn packet_ids_are_those_a_scan_of_the_window_gives(
+            start in proptest::prop_oneof![Just(0u16), (u16::MAX - 400)..=u16::MAX],
+            ops in proptest::collection::vec(proptest::num::u16::ANY, 1..2000),
+        ) {
+            let mut s = Session::new(ProtocolVersion::V311);
+            s.next_id = start;
+            let mut model = start;
+            for op in ops {
+                if op % 3 != 0 || s.inflight.is_empty() {
+                    let want = scanned(&mut model, &s.inflight);
+                    let got = next(&mut s);
+                    proptest::prop_assert_eq!(got, want);
+                    s.push_inflight(in_flight(got));
+                } else {
+                    // Mostly the oldest (acknowledgements in order), sometimes any.
+                    let i = if op % 2 == 0 { 0 } else { usize::from(op) % s.inflight.len() };
+                    s.inflight.remove(i);
+                }
+            }
+        }
     }
 }
