@@ -777,6 +777,7 @@ impl Client {
         let window = self.flow.window;
         let mut used = 0;
         let mut resend = Vec::new();
+        self.session.resending = true;
         for f in &mut self.session.inflight {
             f.sent = false;
             if f.state == OutState::Qos2Released {
@@ -1069,7 +1070,7 @@ impl Client {
     /// window has room.
     fn has_window_slot(&self) -> bool {
         self.session.inflight.len() < self.flow.window
-            && self.session.inflight.iter().all(|f| f.sent)
+            && (!self.session.resending || self.session.inflight.iter().all(|f| f.sent))
     }
 
     /// Sends what the window allows: in-flight messages not yet resent on this connection,
@@ -1080,29 +1081,33 @@ impl Client {
             return;
         }
         let window = self.flow.window;
-        let mut used = self.session.inflight_sent();
-        // A resumed session's messages beyond the window, first.
-        let mut resend = Vec::new();
-        for f in &mut self.session.inflight {
-            if used >= window {
-                break;
+        let mut used = self.session.inflight.len();
+        if self.session.resending {
+            used = self.session.inflight_sent();
+            // A resumed session's messages beyond the window, first.
+            let mut resend = Vec::new();
+            for f in &mut self.session.inflight {
+                if used >= window {
+                    break;
+                }
+                if !f.sent {
+                    f.sent = true;
+                    used += 1;
+                    let mut p = f.publish.clone();
+                    p.dup = true;
+                    resend.push(p);
+                }
             }
-            if !f.sent {
-                f.sent = true;
-                used += 1;
-                let mut p = f.publish.clone();
-                p.dup = true;
-                resend.push(p);
+            if !resend.is_empty() {
+                self.hold();
             }
-        }
-        if !resend.is_empty() {
-            self.hold();
-        }
-        for p in resend {
-            self.send(&Packet::Publish(p));
-        }
-        if self.session.inflight.iter().any(|f| !f.sent) {
-            return;
+            for p in resend {
+                self.send(&Packet::Publish(p));
+            }
+            if self.session.inflight.iter().any(|f| !f.sent) {
+                return;
+            }
+            self.session.resending = false;
         }
         while let Some(front) = self.session.queue.front() {
             let qos = front.publish.qos;
@@ -1335,6 +1340,7 @@ impl Client {
         }
         self.state = State::Disconnected;
         self.link = None;
+        self.session.resending = true;
         for f in &mut self.session.inflight {
             f.sent = false;
         }

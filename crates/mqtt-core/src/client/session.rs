@@ -78,6 +78,10 @@ pub(crate) struct Session {
     in_use: HashSet<PacketId>,
     /// Outgoing QoS 1/2 messages, in the order first sent [MQTT-4.6.0-1].
     pub(crate) inflight: VecDeque<InFlight>,
+    /// Some of `inflight` may not have been sent on this connection (after a reconnect or a
+    /// restore): until `pump` finds them all sent, it and the window checks look at each.
+    /// Otherwise every one is sent, and neither scans the window per message.
+    pub(crate) resending: bool,
     /// Messages waiting to be sent, in `publish` order.
     pub(crate) queue: VecDeque<Queued>,
     /// SUBSCRIBE / UNSUBSCRIBE waiting for SUBACK / UNSUBACK.
@@ -122,6 +126,7 @@ impl Session {
     ) {
         self.in_use.insert(packet_id);
         self.next_id = self.next_id.max(packet_id.get());
+        self.resending = true;
         publish.packet_id = Some(packet_id);
         self.inflight.push_back(InFlight {
             id,

@@ -158,3 +158,38 @@ fn incoming_qos2_state_survives_a_resumed_session() {
     assert_eq!(s.events(), vec![]);
     assert_eq!(s.sent(), vec![Packet::PubRec(Ack::new(pid(5)))]);
 }
+
+#[test]
+fn a_resumed_session_beyond_the_new_window_resends_the_rest_as_slots_free() {
+    let mut o = ClientOptions::new("c");
+    o.connect_properties.session_expiry_interval = Some(300);
+    let mut s = Scripted::connected(o);
+    for t in ["t/1", "t/2", "t/3"] {
+        s.publish(t, "m", QoS::AtLeastOnce);
+    }
+    assert_eq!(s.sent().len(), 3);
+    s.lose_link();
+    s.events();
+    s.open();
+    // CONNACK: session present, Receive Maximum 1.
+    s.send_bytes(b"\x20\x06\x01\x00\x03\x21\x00\x01");
+    s.events();
+    let mut resent = Vec::new();
+    for id in 1..=3u16 {
+        let sent = s.sent();
+        assert_eq!(sent.len(), 1, "one at a time in a window of 1: {sent:?}");
+        if let Packet::Publish(p) = &sent[0] {
+            resent.push((p.packet_id.map(|i| i.get()), p.dup));
+        }
+        s.send(Packet::PubAck(Ack::new(pid(id))));
+    }
+    assert_eq!(
+        resent,
+        vec![(Some(1), true), (Some(2), true), (Some(3), true)]
+    );
+    s.publish("t/4", "m", QoS::AtLeastOnce);
+    assert!(
+        matches!(s.sent().as_slice(), [Packet::Publish(p)] if !p.dup),
+        "a new message goes out once the resumed ones are done"
+    );
+}
