@@ -173,7 +173,7 @@ struct Node {
     /// The next levels spelled out in the filters. A hash map is fine here (and faster than a
     /// B-tree with thousands of siblings such as `dev/{id}`): routing only looks levels up,
     /// so its arbitrary iteration order never reaches the output.
-    children: HashMap<Box<str>, Self>,
+    children: HashMap<Box<str>, Self, ahash::RandomState>,
     /// The next level when it is `+`.
     plus: Option<Box<Self>>,
     /// Subscriptions whose filter ends at this level.
