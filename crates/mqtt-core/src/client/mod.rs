@@ -1073,6 +1073,39 @@ impl Client {
             && (!self.session.resending || self.session.inflight.iter().all(|f| f.sent))
     }
 
+    /// Sends again, as far as `window` allows, the messages in flight not yet sent on this
+    /// connection. Returns how many are in flight then, or `None` while some still wait.
+    fn resend_unsent(&mut self, window: usize) -> Option<usize> {
+        if !self.session.resending {
+            return Some(self.session.inflight.len());
+        }
+        let mut used = self.session.inflight_sent();
+        let mut resend = Vec::new();
+        for f in &mut self.session.inflight {
+            if used >= window {
+                break;
+            }
+            if !f.sent {
+                f.sent = true;
+                used += 1;
+                let mut p = f.publish.clone();
+                p.dup = true;
+                resend.push(p);
+            }
+        }
+        if !resend.is_empty() {
+            self.hold();
+        }
+        for p in resend {
+            self.send(&Packet::Publish(p));
+        }
+        if self.session.inflight.iter().any(|f| !f.sent) {
+            return None;
+        }
+        self.session.resending = false;
+        Some(used)
+    }
+
     /// Sends what the window allows: in-flight messages not yet resent on this connection,
     /// then the queue, in order.
     fn pump(&mut self, now: Instant) {
@@ -1081,34 +1114,10 @@ impl Client {
             return;
         }
         let window = self.flow.window;
-        let mut used = self.session.inflight.len();
-        if self.session.resending {
-            used = self.session.inflight_sent();
-            // A resumed session's messages beyond the window, first.
-            let mut resend = Vec::new();
-            for f in &mut self.session.inflight {
-                if used >= window {
-                    break;
-                }
-                if !f.sent {
-                    f.sent = true;
-                    used += 1;
-                    let mut p = f.publish.clone();
-                    p.dup = true;
-                    resend.push(p);
-                }
-            }
-            if !resend.is_empty() {
-                self.hold();
-            }
-            for p in resend {
-                self.send(&Packet::Publish(p));
-            }
-            if self.session.inflight.iter().any(|f| !f.sent) {
-                return;
-            }
-            self.session.resending = false;
-        }
+        // A resumed session's messages beyond the window, first.
+        let Some(mut used) = self.resend_unsent(window) else {
+            return;
+        };
         while let Some(front) = self.session.queue.front() {
             let qos = front.publish.qos;
             if qos != QoS::AtMostOnce && used >= window {
