@@ -41,7 +41,18 @@ pub const READ_CHUNK: usize = 64 * 1024;
 const FIRST_READ_CHUNK: usize = 256;
 /// How long a closing connection may take to write its last bytes.
 pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
-/// Written bytes are reported when the queue empties, or at least every this many.
+/// Written bytes are reported at least every this many, and when the queue empties with at
+/// least a quarter of `max_pending` (at most this much) unreported.
+///
+/// The router counts a connection's bytes written against its `max_pending_write_bytes`; it
+/// needs the count back only to lift that limit, and at most a quarter of it is held back
+/// here. Reporting every emptied queue would wake the router after each write: on a quiet
+/// connection that is one more task run between a PUBACK and the delivery after it.
+///
+/// Why nothing stalls: the router stops sending only with `max_pending` bytes counted, and
+/// once this queue is empty every counted byte is either unreported here or still on its way
+/// in a command (which empties the queue again later); so an empty queue then holds at
+/// least `max_pending`, more than the threshold, unreported, and reports it.
 const REPORT_EVERY: usize = 64 * 1024;
 
 /// What [`ConnState::wrote`] concluded.
@@ -76,6 +87,8 @@ pub struct ConnState {
     pub out: WriteQueue,
     /// Written but not yet reported to the router.
     unreported: usize,
+    /// Report on an empty queue from this many unreported bytes (see [`REPORT_EVERY`]).
+    report_at: usize,
     /// Reading stopped: the peer broke the protocol and the router's `Close` is on its way.
     read_stopped: bool,
     /// Set by `Close`: the instant after which the last bytes are given up on.
@@ -96,6 +109,7 @@ impl ConnState {
             fresh: false,
             out: WriteQueue::default(),
             unreported: 0,
+            report_at: (max_pending / 4).clamp(1, REPORT_EVERY),
             read_stopped: false,
             closing: None,
         }
@@ -159,7 +173,9 @@ impl ConnState {
         self.out.unflushed = true;
         self.out.consume(n);
         self.unreported += n;
-        if self.closing.is_none() && (self.out.len == 0 || self.unreported >= REPORT_EVERY) {
+        let due = self.unreported >= REPORT_EVERY
+            || (self.out.len == 0 && self.unreported >= self.report_at);
+        if self.closing.is_none() && due {
             let n = std::mem::take(&mut self.unreported);
             return Wrote::Written(n);
         }
@@ -379,5 +395,59 @@ mod tests {
         let mut slices = [IoSlice::new(&[]); MAX_SLICES];
         assert_eq!(q.slices(&mut slices), 1);
         assert_eq!(slices[0].len(), 100 * 84);
+    }
+
+    /// The router's side of [`ConnState::wrote`]: it counts the bytes it sends a connection
+    /// and sends only while the count is under `max_pending`; each report lowers the count.
+    #[test]
+    fn written_bytes_come_back_before_the_router_would_stall_and_not_after_every_write() {
+        let mut broker = mqtt_core::broker::Broker::new(Default::default());
+        let peer = mqtt_core::broker::PeerInfo {
+            addr: None,
+            tls: false,
+        };
+        let now = Instant::now();
+        for max_pending in [1, 13, 100, 4096, 1 << 20, 16 << 20] {
+            for size in [4, 84, 1000, 70_000] {
+                let conn = broker.accept(now, peer.clone());
+                let mut c = ConnState::new(conn, DecodeLimits::default(), max_pending);
+                let (mut counted, mut writes, mut reports) = (0usize, 0, 0);
+                for round in 0..500 {
+                    // The router sends one or two messages a round, while it may.
+                    for _ in 0..(round % 2 + 1) {
+                        if counted < max_pending {
+                            let bytes = Bytes::from(vec![0x30; size]);
+                            c.push(
+                                now,
+                                ConnCommand::Write {
+                                    bytes,
+                                    payload: Bytes::new(),
+                                },
+                            );
+                            counted += size;
+                        }
+                    }
+                    // The connection writes it all out, up to 3,000 bytes a write.
+                    while c.out.len > 0 {
+                        writes += 1;
+                        if let Wrote::Written(n) = c.wrote(c.out.len.min(3000)) {
+                            counted -= n;
+                            reports += 1;
+                        }
+                    }
+                    assert!(
+                        counted < max_pending,
+                        "the router would wait for a report that never comes: \
+                         max_pending {max_pending}, size {size}, round {round}"
+                    );
+                }
+                if max_pending >= 1 << 20 && size <= 84 {
+                    assert!(
+                        reports * 100 < writes,
+                        "{reports} reports for {writes} writes"
+                    );
+                }
+            }
+        }
     }
 }
