@@ -15,7 +15,7 @@ pub use connection::{
 };
 pub use error::ServerError;
 pub use listen::ListenAddr;
-pub use mailbox::{Mailbox, MailboxSink};
+pub use mailbox::{Mailbox, MailboxSink, Wakes};
 pub use mqtt_store::{Durability, StoreOptions};
 pub use router::{close_store, ConnSink, Report, Router, SHUTDOWN_GRACE};
 

@@ -10,7 +10,7 @@ use std::time::Instant;
 use async_io::Timer;
 use futures_lite::FutureExt;
 use mqtt_adapter::broker::{
-    close_store, Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE,
+    close_store, Mailbox, MailboxSink, Report, Router as Core, Wakes, SHUTDOWN_GRACE,
 };
 use mqtt_core::broker::{ConnId, PeerInfo};
 use mqtt_store::StoreAnswer;
@@ -43,6 +43,8 @@ pub(super) struct Router {
     inbox_tx: mpsc::Sender<Input>,
     /// The store's answers, from its writer thread.
     answers: mpsc::UnboundedReceiver<StoreAnswer>,
+    /// The connection tasks to wake once the broker is drained.
+    wakes: Wakes,
     /// Dropping a handle cancels its task.
     tasks: HashMap<ConnId, Task<()>>,
     /// Armed at the broker's `poll_timeout`, re-armed only when that moves.
@@ -71,6 +73,7 @@ impl Router {
             inbox,
             inbox_tx,
             answers,
+            wakes: Wakes::default(),
             tasks: HashMap::new(),
             timer: None,
         }
@@ -124,6 +127,7 @@ impl Router {
                 }
             }
             self.core.drain(Instant::now());
+            self.wakes.wake_in_order();
         }
         self.shutdown().await;
     }
@@ -135,7 +139,7 @@ impl Router {
                     addr: Some(incoming.addr),
                     tls: incoming.tls.is_some(),
                 };
-                let (mailbox, sink) = Mailbox::new();
+                let (mailbox, sink) = Mailbox::new(&self.wakes);
                 let conn = self.core.accept(Instant::now(), peer, |_| sink);
                 let config = self.core.broker().config();
                 let connection = Connection::new(
@@ -166,6 +170,7 @@ impl Router {
     /// Disconnects every client, then gives their tasks a bounded time to write it.
     async fn shutdown(mut self) {
         self.core.shutdown(Instant::now());
+        self.wakes.wake_in_order();
         let grace = Instant::now() + SHUTDOWN_GRACE;
         while !self.tasks.is_empty() {
             // Reading the inbox keeps connection tasks from waiting on it; a late accept is

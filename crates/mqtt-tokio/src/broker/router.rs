@@ -2,7 +2,7 @@
 //! by every connection and a timer.
 
 use mqtt_adapter::broker::{
-    close_store, Mailbox, MailboxSink, Report, Router as Core, SHUTDOWN_GRACE,
+    close_store, Mailbox, MailboxSink, Report, Router as Core, Wakes, SHUTDOWN_GRACE,
 };
 use mqtt_core::broker::PeerInfo;
 use mqtt_store::StoreAnswer;
@@ -34,6 +34,8 @@ pub(super) struct Router {
     inbox_tx: mpsc::Sender<Input>,
     /// The store's answers, from its writer thread.
     answers: mpsc::UnboundedReceiver<StoreAnswer>,
+    /// The connection tasks to wake once the broker is drained.
+    wakes: Wakes,
     tasks: JoinSet<()>,
 }
 
@@ -49,6 +51,7 @@ impl Router {
             inbox,
             inbox_tx,
             answers,
+            wakes: Wakes::default(),
             tasks: JoinSet::new(),
         }
     }
@@ -98,6 +101,7 @@ impl Router {
                 _ = &mut stop => break,
             }
             self.core.drain(now());
+            self.wakes.wake_last_first();
         }
         self.shutdown().await;
     }
@@ -109,7 +113,7 @@ impl Router {
                     addr: Some(incoming.addr),
                     tls: incoming.tls.is_some(),
                 };
-                let (mailbox, sink) = Mailbox::new();
+                let (mailbox, sink) = Mailbox::new(&self.wakes);
                 let conn = self.core.accept(now, peer, |_| sink);
                 let config = self.core.broker().config();
                 let task = Connection::new(
@@ -128,6 +132,7 @@ impl Router {
     /// Disconnects every client, then gives their tasks a bounded time to write it.
     async fn shutdown(mut self) {
         self.core.shutdown(now());
+        self.wakes.wake_last_first();
         let grace = sleep(SHUTDOWN_GRACE);
         tokio::pin!(grace);
         loop {
