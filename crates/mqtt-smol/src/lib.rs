@@ -12,7 +12,7 @@
 //!  accept ──► Input::Accept ─────────┐      owns mqtt_core::broker::Broker    one per socket
 //!                                    ▼                                        poll_read ──► codec::decode
 //!                 bounded inbox (back-pressure on reads) ◄── Input::Report ───┘  (version from its CONNECT)
-//!                          │                                 Report::Written (one per flush)
+//!                          │                                 Report::Written (batched, see below)
 //!                          ▼                                 Report::Closed  (EOF, error)
 //!      handle_packet / handle_written / handle_closed / handle_timeout       Input::Ended (task over)
 //!      drain poll_transmit ──► per-connection writer channel ──► poll_write_vectored(header, payload)
@@ -38,7 +38,11 @@
 //! Memory stays bounded: the inbox is a bounded channel, so a busy router slows reading from
 //! sockets; the writer channels are unbounded only because the core bounds what it emits per
 //! connection (`Limits::max_pending_write_bytes`, in-flight windows, session queues) and every
-//! task reports the bytes it wrote.
+//! task reports the bytes it wrote: every 64 KiB, and when its queue empties with a quarter of
+//! that limit unreported, so that the router's count never stalls and a quiet connection does
+//! not wake the router after each write. The router wakes the tasks it wrote to once it has
+//! drained the broker, the first written to first: a delivery goes out before the PUBACK of
+//! the PUBLISH it came from.
 //!
 //! Tasks run on smol's global executor (`smol::spawn`; `SMOL_THREADS` threads, default 1), so
 //! the server and the client work under `smol::block_on`, inside another runtime, or from

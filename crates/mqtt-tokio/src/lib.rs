@@ -10,7 +10,7 @@
 //!  accept ──► Input::Accept ─────────┐      owns mqtt_core::broker::Broker    one per socket
 //!                                    ▼                                        read_buf ──► codec::decode
 //!                 bounded inbox (back-pressure on reads) ◄── Input::Packet ───┘  (version from its CONNECT)
-//!                          │                                 Input::Written (one per flush)
+//!                          │                                 Input::Written (batched, see below)
 //!                          ▼                                 Input::Closed  (EOF, error)
 //!      handle_packet / handle_written / handle_closed / handle_timeout
 //!      drain poll_transmit ──► per-connection writer channel ──► write_vectored(header, payload)
@@ -29,7 +29,11 @@
 //! Memory stays bounded: the inbox is a bounded channel, so a busy router slows reading from
 //! sockets; the writer channels are unbounded only because the core bounds what it emits per
 //! connection (`Limits::max_pending_write_bytes`, in-flight windows, session queues) and every
-//! task reports the bytes it wrote.
+//! task reports the bytes it wrote: every 64 KiB, and when its queue empties with a quarter of
+//! that limit unreported, so that the router's count never stalls and a quiet connection does
+//! not wake the router after each write. The router wakes the tasks it wrote to once it has
+//! drained the broker, the first written to first: a delivery goes out before the PUBACK of
+//! the PUBLISH it came from.
 //!
 //! # Example
 //!
