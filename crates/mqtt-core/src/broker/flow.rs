@@ -92,12 +92,13 @@ impl Broker {
         version: ProtocolVersion,
     ) -> usize {
         // The message takes the packet's parts as they are: nothing is copied.
-        let mut properties = p.properties.into_inner();
-        properties.subscription_identifiers.clear();
-        properties.topic_alias = None;
-        let expires_at = properties
-            .message_expiry_interval
-            .take()
+        let mut properties = p.properties;
+        let expiry = properties.get_mut().and_then(|props| {
+            props.subscription_identifiers.clear();
+            props.topic_alias = None;
+            props.message_expiry_interval.take()
+        });
+        let expires_at = expiry
             .filter(|_| version.is_v5())
             .map(|s| now + Duration::from_secs(u64::from(s)));
         let msg = Arc::new(Message {

@@ -275,7 +275,7 @@ pub(super) fn stored_message(m: &Message) -> StoredMessage {
         payload: m.payload.clone(),
         qos: m.qos,
         retain: m.retain,
-        properties: m.properties.clone(),
+        properties: PublishProperties::clone(&m.properties),
         expires_at: m.expires_at,
         origin: m.origin.clone(),
     }
@@ -287,7 +287,7 @@ fn message(m: StoredMessage) -> Message {
         payload: m.payload,
         qos: m.qos,
         retain: m.retain,
-        properties: m.properties,
+        properties: m.properties.into(),
         expires_at: m.expires_at,
         origin: m.origin,
     }

@@ -225,7 +225,7 @@ mod tests {
 
     use super::*;
     use crate::broker::route::Message;
-    use crate::packet::{PublishProperties, QoS};
+    use crate::packet::QoS;
     use crate::topic::TopicName;
 
     fn in_flight(id: u16) -> InFlight {
@@ -234,7 +234,7 @@ mod tests {
             payload: bytes::Bytes::new(),
             qos: QoS::AtLeastOnce,
             retain: false,
-            properties: PublishProperties::default(),
+            properties: Default::default(),
             expires_at: None,
             origin: None,
         };
