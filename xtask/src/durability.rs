@@ -406,7 +406,7 @@ impl Conn {
     }
 
     fn disconnect(mut self) -> Result<()> {
-        self.send(&Packet::Disconnect(Disconnect::default()))
+        self.send(&Packet::Disconnect(Box::new(Disconnect::default())))
     }
 }
 

@@ -319,7 +319,7 @@ impl RawPeer {
 
     /// Sends DISCONNECT (normal) and closes the socket.
     pub fn disconnect(mut self) -> Result<(), Failure> {
-        self.send(&Packet::Disconnect(Disconnect::default()))?;
+        self.send(&Packet::Disconnect(Box::new(Disconnect::default())))?;
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         // The broker closes its side; read until then (bounded).
         match self.poll(WAIT)? {

@@ -81,7 +81,7 @@ pub fn packet_for(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Packet
         12 => Packet::PingReq,
         13 => Packet::PingResp,
         14 => Packet::Disconnect(if p5 {
-            Disconnect {
+            Box::new(Disconnect {
                 reason_code: reason(u, v, PacketType::Disconnect)?,
                 properties: DisconnectProperties {
                     session_expiry_interval: u.arbitrary()?,
@@ -89,11 +89,11 @@ pub fn packet_for(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Packet
                     user_properties: users(u)?,
                     server_reference: opt(u, text)?,
                 },
-            }
+            })
         } else {
-            Disconnect::default()
+            Box::new(Disconnect::default())
         }),
-        _ => Packet::Auth(Auth {
+        _ => Packet::Auth(Box::new(Auth {
             reason_code: reason(u, v, PacketType::Auth)?,
             properties: AuthProperties {
                 authentication_method: opt(u, text)?,
@@ -101,7 +101,7 @@ pub fn packet_for(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Packet
                 reason_string: opt(u, text)?,
                 user_properties: users(u)?,
             },
-        }),
+        })),
     })
 }
 

@@ -275,7 +275,7 @@ fn a_broker_scenario_reloads_exactly_what_the_memory_store_holds() {
     );
     h.advance(Duration::from_millis(3_007));
     h.close(publ);
-    h.send(clean, Packet::Disconnect(Disconnect::default()));
+    h.send(clean, Packet::Disconnect(Box::new(Disconnect::default())));
     h.advance(Duration::from_secs(5));
 
     let reference = h.reference.state().clone();

@@ -117,7 +117,7 @@ pub fn disconnect_cannot_set_an_expiry_after_zero(
     let mut peer = cx.raw_as(V5, "c")?;
     let mut d = mqtt_core::packet::Disconnect::default();
     d.properties.session_expiry_interval = Some(60);
-    peer.send(&Packet::Disconnect(d))?;
+    peer.send(&Packet::Disconnect(Box::new(d)))?;
     peer.expect_disconnect(ReasonCode::ProtocolError)?;
     cx.finish()
 }

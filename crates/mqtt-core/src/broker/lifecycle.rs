@@ -76,7 +76,7 @@ impl Broker {
                     ..Default::default()
                 },
             };
-            self.send(conn, ProtocolVersion::V5, &Packet::Disconnect(d));
+            self.send(conn, ProtocolVersion::V5, &Packet::Disconnect(Box::new(d)));
         }
         self.events.push_back(BrokerEvent::Close { conn, reason });
         self.drop_conn(now, conn, true);

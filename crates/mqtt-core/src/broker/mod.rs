@@ -543,10 +543,10 @@ fn without_optional_properties(packet: &Packet) -> Option<Packet> {
             })))
         }
         Packet::Disconnect(d) if d.properties != DisconnectProperties::default() => {
-            Some(Packet::Disconnect(Disconnect {
+            Some(Packet::Disconnect(Box::new(Disconnect {
                 reason_code: d.reason_code,
                 properties: DisconnectProperties::default(),
-            }))
+            })))
         }
         _ => None,
     }

@@ -551,10 +551,10 @@ impl Client {
             return Err(CommandError::ReasonCodeNotAllowed(reason_code));
         }
         properties.authentication_method = Some(method);
-        let packet = Packet::Auth(Auth {
+        let packet = Packet::Auth(Box::new(Auth {
             reason_code,
             properties,
-        });
+        }));
         let mark = self.out.len();
         codec::encode(&packet, self.options.version, &mut self.out)?;
         if self.out.len() - mark > self.flow.server_max_packet as usize {
@@ -603,7 +603,7 @@ impl Client {
         }
         // Anything already encoded goes out first; nothing after the DISCONNECT
         // [MQTT-3.14.4-1].
-        self.send(&Packet::Disconnect(d));
+        self.send(&Packet::Disconnect(Box::new(d)));
         self.state = State::Disconnected;
         self.link = None;
         self.events.push_back(ClientEvent::Disconnected {
@@ -685,8 +685,8 @@ impl Client {
     fn on_packet(&mut self, now: Instant, packet: Packet) {
         match (self.state, packet) {
             (State::Disconnected, _) => {}
-            (_, Packet::Disconnect(d)) => self.on_server_disconnect(d),
-            (_, Packet::Auth(a)) => self.on_auth(a),
+            (_, Packet::Disconnect(d)) => self.on_server_disconnect(*d),
+            (_, Packet::Auth(a)) => self.on_auth(*a),
             (State::Connecting { .. }, Packet::ConnAck(ack)) => self.on_connack(now, *ack),
             (State::Connected, Packet::Publish(p)) => self.on_publish(p),
             (State::Connected, Packet::PubAck(a)) => self.on_puback(now, &a),
@@ -1345,7 +1345,7 @@ impl Client {
     fn close(&mut self, reason: DisconnectReason, disconnect: Option<Disconnect>) {
         self.clear_out();
         if let Some(d) = disconnect {
-            self.send(&Packet::Disconnect(d));
+            self.send(&Packet::Disconnect(Box::new(d)));
         }
         self.state = State::Disconnected;
         self.link = None;

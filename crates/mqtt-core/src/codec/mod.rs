@@ -133,9 +133,12 @@ fn decode_in_place(
         PacketType::PingReq => Ok(Packet::PingReq),
         PacketType::PingResp => Ok(Packet::PingResp),
         PacketType::Disconnect if fixed_control => {
-            control::decode_disconnect_fixed(&mut c, version).map(Packet::Disconnect)
+            control::decode_disconnect_fixed(&mut c, version)
+                .map(|d| Packet::Disconnect(Box::new(d)))
         }
-        PacketType::Auth if fixed_control => control::decode_auth_fixed(&mut c).map(Packet::Auth),
+        PacketType::Auth if fixed_control => {
+            control::decode_auth_fixed(&mut c).map(|a| Packet::Auth(Box::new(a)))
+        }
         _ => return None,
     };
     // Every byte of the Remaining Length must belong to a field (spec 2.1.4).
@@ -185,8 +188,10 @@ fn decode_frame(
             Packet::Unsubscribe(subscribe::decode_unsubscribe(&mut r, version)?)
         }
         PacketType::UnsubAck => Packet::UnsubAck(subscribe::decode_unsuback(&mut r, version)?),
-        PacketType::Disconnect => Packet::Disconnect(control::decode_disconnect(&mut r, version)?),
-        PacketType::Auth => Packet::Auth(control::decode_auth(&mut r)?),
+        PacketType::Disconnect => {
+            Packet::Disconnect(Box::new(control::decode_disconnect(&mut r, version)?))
+        }
+        PacketType::Auth => Packet::Auth(Box::new(control::decode_auth(&mut r)?)),
     };
     // Every byte of the Remaining Length must belong to a field (spec 2.1.4).
     r.finish()?;

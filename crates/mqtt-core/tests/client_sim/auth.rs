@@ -15,14 +15,14 @@ fn scram_options() -> ClientOptions {
 }
 
 fn auth(code: ReasonCode, data: &'static [u8]) -> Packet {
-    Packet::Auth(Auth {
+    Packet::Auth(Box::new(Auth {
         reason_code: code,
         properties: AuthProperties {
             authentication_method: Some("SCRAM-SHA-1".into()),
             authentication_data: Some(Bytes::from_static(data)),
             ..Default::default()
         },
-    })
+    }))
 }
 
 #[test]

@@ -11,14 +11,14 @@ use crate::peer::Scripted;
 #[test]
 fn server_disconnect_surfaces_code_and_server_reference() {
     let mut s = Scripted::connected(ClientOptions::new("c"));
-    s.send(Packet::Disconnect(Disconnect {
+    s.send(Packet::Disconnect(Box::new(Disconnect {
         reason_code: ReasonCode::ServerMoved,
         properties: DisconnectProperties {
             server_reference: Some("new.example:8883".into()),
             reason_string: Some("maintenance".into()),
             ..Default::default()
         },
-    }));
+    })));
     assert_eq!(
         s.events(),
         vec![ClientEvent::Disconnected {
@@ -55,13 +55,13 @@ fn client_disconnect_carries_reason_code_and_session_expiry() {
     assert!(matches!(sent[0], Packet::Publish(_)), "{sent:?}");
     assert_eq!(
         sent[1..],
-        [Packet::Disconnect(Disconnect {
+        [Packet::Disconnect(Box::new(Disconnect {
             reason_code: ReasonCode::DisconnectWithWill,
             properties: DisconnectProperties {
                 session_expiry_interval: Some(0),
                 ..Default::default()
             },
-        })]
+        }))]
     );
     assert_eq!(
         s.events().last(),
@@ -101,13 +101,13 @@ fn disconnect_refuses_what_the_spec_forbids() {
     s.drain();
     assert_eq!(
         s.sent(),
-        vec![Packet::Disconnect(Disconnect {
+        vec![Packet::Disconnect(Box::new(Disconnect {
             reason_code: ReasonCode::Success,
             properties: DisconnectProperties {
                 session_expiry_interval: Some(0),
                 ..Default::default()
             }
-        })]
+        }))]
     );
 }
 
@@ -137,10 +137,10 @@ fn malformed_input_is_disconnect_with_its_reason_code() {
     );
     assert_eq!(
         s.sent(),
-        vec![Packet::Disconnect(Disconnect {
+        vec![Packet::Disconnect(Box::new(Disconnect {
             reason_code: ReasonCode::MalformedPacket,
             properties: Default::default()
-        })]
+        }))]
     );
 }
 

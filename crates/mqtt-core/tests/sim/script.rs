@@ -349,22 +349,22 @@ pub(crate) fn pingreq() -> Packet {
 
 /// A normal DISCONNECT.
 pub(crate) fn disconnect() -> Packet {
-    Packet::Disconnect(Disconnect::default())
+    Packet::Disconnect(Box::new(Disconnect::default()))
 }
 
 /// DISCONNECT with a reason code (5.0).
 pub(crate) fn disconnect_code(code: ReasonCode) -> Packet {
-    Packet::Disconnect(Disconnect {
+    Packet::Disconnect(Box::new(Disconnect {
         reason_code: code,
         ..Disconnect::default()
-    })
+    }))
 }
 
 /// A normal DISCONNECT that sets the Session Expiry Interval (5.0).
 pub(crate) fn disconnect_expiry(secs: u32) -> Packet {
     let mut d = Disconnect::default();
     d.properties.session_expiry_interval = Some(secs);
-    Packet::Disconnect(d)
+    Packet::Disconnect(Box::new(d))
 }
 
 /// A packet from its first byte and body; the Remaining Length is computed.

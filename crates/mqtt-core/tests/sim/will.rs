@@ -153,7 +153,7 @@ fn will_delay_is_cut_short_by_a_disconnect_that_ends_the_session() {
         ..Default::default()
     };
     d.properties.session_expiry_interval = Some(0);
-    w.send(c, mqtt_core::Packet::Disconnect(d));
+    w.send(c, mqtt_core::Packet::Disconnect(Box::new(d)));
     w.expect_closed(c);
     w.expect_message(watcher, "will/c", "bye");
     assert_eq!(w.peer(watcher).version, ProtocolVersion::V5);

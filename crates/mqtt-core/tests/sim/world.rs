@@ -654,7 +654,7 @@ impl World {
     #[track_caller]
     pub(crate) fn expect_disconnect(&mut self, p: Peer) -> Disconnect {
         self.expect(p, "DISCONNECT", |pk| match pk {
-            Packet::Disconnect(d) => Ok(d),
+            Packet::Disconnect(d) => Ok(*d),
             other => Err(Box::new(other)),
         })
     }
