@@ -1,7 +1,5 @@
 //! `mqtt`: the command-line entry point. Parses arguments, sets up logging, runs a subcommand.
 
-#![forbid(unsafe_code)]
-
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -44,8 +42,14 @@ enum Command {
     Bench(cmd::bench::BenchArgs),
 }
 
+mod arena;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Broker { .. } = cli.command {
+        // Before any thread starts: see `arena`.
+        arena::share_one();
+    }
     // The broker logs its life at info; the clients speak only of trouble unless -d.
     let (base, extra) = match &cli.command {
         Command::Broker { verbose, .. } => (LevelFilter::INFO, *verbose),
