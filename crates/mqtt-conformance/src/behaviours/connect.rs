@@ -292,9 +292,14 @@ pub fn takeover_hands_the_session_over_v311(
 pub fn takeover_of_an_adapter_client(b: &dyn BrokerAdapter, c: &dyn ClientAdapter) -> Outcome {
     let cx = Ctx::start(b, c, config())?;
     for version in [V311, V5] {
-        let mut old = cx.client(persistent("same", version))?;
+        // A session of its own per round: the last round's PUBACK and DISCONNECT may still be
+        // on their way through the broker when this round's CONNECT arrives on another
+        // connection (nothing orders two connections), and taking that session over would
+        // rightly send its unacknowledged message again, with DUP.
+        let id = if version.is_v5() { "same5" } else { "same4" };
+        let mut old = cx.client(persistent(id, version))?;
         old.subscribe("t", QoS::AtLeastOnce)?;
-        let mut new = cx.client(persistent("same", version))?;
+        let mut new = cx.client(persistent(id, version))?;
         ensure!(
             new.session_present,
             "{version}: Session Present 0 on takeover"
