@@ -21,7 +21,7 @@ use anyhow::{bail, ensure, Context, Result};
 use bytes::BytesMut;
 use mqtt_core::codec::{self, DecodeLimits};
 use mqtt_core::packet::{
-    Ack, Connect, Disconnect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
+    Ack, Connect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
 };
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::{Packet, PacketId, ProtocolVersion, Publish, QoS};
@@ -406,7 +406,7 @@ impl Conn {
     }
 
     fn disconnect(mut self) -> Result<()> {
-        self.send(&Packet::Disconnect(Box::new(Disconnect::default())))
+        self.send(&Packet::Disconnect(Box::default()))
     }
 }
 

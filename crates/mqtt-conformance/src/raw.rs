@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use mqtt_core::codec::{decode, encode, DecodeLimits};
 use mqtt_core::packet::{
-    Ack, ConnAck, Connect, Disconnect, Subscribe, SubscribeProperties, Subscription,
-    SubscriptionOptions,
+    Ack, ConnAck, Connect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
 };
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::{Packet, PacketId, ProtocolVersion, Publish, QoS, ReasonCode};
@@ -319,7 +318,7 @@ impl RawPeer {
 
     /// Sends DISCONNECT (normal) and closes the socket.
     pub fn disconnect(mut self) -> Result<(), Failure> {
-        self.send(&Packet::Disconnect(Box::new(Disconnect::default())))?;
+        self.send(&Packet::Disconnect(Box::default()))?;
         let _ = self.stream.shutdown(std::net::Shutdown::Write);
         // The broker closes its side; read until then (bounded).
         match self.poll(WAIT)? {

@@ -91,7 +91,7 @@ pub fn packet_for(u: &mut Unstructured<'_>, v: ProtocolVersion) -> Result<Packet
                 },
             })
         } else {
-            Box::new(Disconnect::default())
+            Box::default()
         }),
         _ => Packet::Auth(Box::new(Auth {
             reason_code: reason(u, v, PacketType::Auth)?,

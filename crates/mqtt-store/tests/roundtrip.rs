@@ -13,8 +13,8 @@ use mqtt_core::broker::store::{MemoryStore, StoreTicket};
 use mqtt_core::broker::{Broker, BrokerConfig, BrokerEvent, ConnId, PeerInfo};
 use mqtt_core::codec::{self, DecodeLimits};
 use mqtt_core::packet::{
-    Ack, Connect, Disconnect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions,
-    UserProperty, Will,
+    Ack, Connect, Subscribe, SubscribeProperties, Subscription, SubscriptionOptions, UserProperty,
+    Will,
 };
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::{Packet, PacketId, ProtocolVersion, Publish, QoS};
@@ -275,7 +275,7 @@ fn a_broker_scenario_reloads_exactly_what_the_memory_store_holds() {
     );
     h.advance(Duration::from_millis(3_007));
     h.close(publ);
-    h.send(clean, Packet::Disconnect(Box::new(Disconnect::default())));
+    h.send(clean, Packet::Disconnect(Box::default()));
     h.advance(Duration::from_secs(5));
 
     let reference = h.reference.state().clone();

@@ -349,7 +349,7 @@ pub(crate) fn pingreq() -> Packet {
 
 /// A normal DISCONNECT.
 pub(crate) fn disconnect() -> Packet {
-    Packet::Disconnect(Box::new(Disconnect::default()))
+    Packet::Disconnect(Box::default())
 }
 
 /// DISCONNECT with a reason code (5.0).
