@@ -30,7 +30,7 @@ pub(crate) struct Message {
     pub(crate) retain: bool,
     /// v5 properties to forward; Topic Alias and Subscription Identifiers are per hop and
     /// are never kept here. Out of line: most messages have none, and a queued message
-    /// then costs 128 bytes fewer.
+    /// then costs 152 bytes fewer (160 inline, 8 for the pointer).
     pub(crate) properties: PublishPropertiesBox,
     /// When the Message Expiry Interval runs out.
     pub(crate) expires_at: Option<Instant>,
