@@ -45,7 +45,7 @@ impl Wakes {
     /// Wakes every held task, the last held first. Under tokio's LIFO slot the task woken
     /// last runs first: so the first held runs first, and the others after it.
     pub fn wake_last_first(&self) {
-        for waker in self.take().into_iter().rev() {
+        for waker in self.held().drain(..).rev() {
             waker.wake();
         }
     }
@@ -53,21 +53,20 @@ impl Wakes {
     /// Wakes every held task in the order held: for executors that run woken tasks in the
     /// order they were woken (smol's).
     pub fn wake_in_order(&self) {
-        for waker in self.take() {
+        for waker in self.held().drain(..) {
             waker.wake();
         }
     }
 
-    fn take(&self) -> Vec<Waker> {
-        let mut held = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        std::mem::take(&mut *held)
+    /// The held wakers, locked. They are woken under the lock, so that the list keeps its
+    /// allocation from one router turn to the next; only the router's own sinks take it, and
+    /// a wake-up only schedules a task, which never reaches back for it.
+    fn held(&self) -> MutexGuard<'_, Vec<Waker>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn hold(&self, waker: Waker) {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(waker);
+        self.held().push(waker);
     }
 }
 
