@@ -90,7 +90,7 @@ impl Measure {
         }
     }
 
-    /// The figure the median is taken of, and its name and unit for the notes.
+    /// The figure the median is taken of.
     fn key(self, report: &Value) -> Option<f64> {
         match self {
             Self::Throughput => report["receive_rate"].as_f64(),
@@ -99,6 +99,7 @@ impl Measure {
         }
     }
 
+    /// The name and unit of [`Measure::key`], for the notes under the table.
     fn key_name(self) -> &'static str {
         match self {
             Self::Throughput => "received msg/s",
