@@ -81,12 +81,15 @@ pub(crate) enum Measure {
 impl Measure {
     /// Runs per broker. The latency at a low rate and the connect rate move with the
     /// host's noise as much as the differences they measure (Mosquitto's own p99 ranged over
-    /// 0.45-1.5 ms in five runs of one day), so each is run three times, the two brokers
-    /// alternating, and the run with the median figure is the one reported.
+    /// 0.45-1.5 ms in five runs of one day, and in 27 alternating pairs of connect runs
+    /// either broker's rate over 9-15k/s), so each is run several times, the two brokers
+    /// alternating, and the run with the median figure is the one reported. A connect run
+    /// takes about 4 s, a latency run 11 s: the connect rate, the noisier, gets more runs.
     fn rounds(self) -> usize {
         match self {
             Self::Throughput => 1,
-            Self::Latency | Self::Connections => 3,
+            Self::Latency => 5,
+            Self::Connections => 7,
         }
     }
 
@@ -125,7 +128,19 @@ fn median(measure: Measure, runs: Vec<Result<Value, String>>) -> Result<Value, S
         .ok_or_else(|| "no run".to_owned())
 }
 
-/// "Mosquitto 458, 817, 636; ours 576, 960, 477": each run's key figure, in run order.
+/// The brokers of one round, each with its index in the results (Mosquitto 0, ours 1). The
+/// one that goes first changes every round, so that neither always meets the state the other
+/// left behind (the loopback's TIME_WAIT sockets, a warm page cache).
+fn round_order(round: usize) -> [(usize, Kind); 2] {
+    if round.is_multiple_of(2) {
+        [(0, MOSQUITTO), (1, OURS)]
+    } else {
+        [(1, OURS), (0, MOSQUITTO)]
+    }
+}
+
+/// "p99 (µs) of each run: Mosquitto 458, 817, 636; ours 576, 960, 477 (ours / Mosquitto by
+/// round: 1.26, 1.18, 0.75)": each run's key figure, in run order, and each round's ratio.
 fn spread(measure: Measure, runs: &[Vec<Result<Value, String>>]) -> String {
     let list = |runs: &Vec<Result<Value, String>>| {
         runs.iter()
@@ -136,8 +151,18 @@ fn spread(measure: Measure, runs: &[Vec<Result<Value, String>>]) -> String {
             .collect::<Vec<_>>()
             .join(", ")
     };
+    let key = |r: &Result<Value, String>| r.as_ref().ok().and_then(|r| measure.key(r));
+    let ratios = runs[0]
+        .iter()
+        .zip(&runs[1])
+        .map(|(theirs, ours)| match (key(theirs), key(ours)) {
+            (Some(t), Some(o)) if t > 0.0 => format!("{:.2}", o / t),
+            _ => "–".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
     format!(
-        "{} of each run: Mosquitto {}; ours {}",
+        "{} of each run: Mosquitto {}; ours {} (ours / Mosquitto by round: {ratios})",
         measure.key_name(),
         list(&runs[0]),
         list(&runs[1])
@@ -222,8 +247,8 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     for scenario in &scenarios {
         // Per broker, its runs; the brokers alternate from one round to the next.
         let mut runs = vec![Vec::new(), Vec::new()];
-        for _ in 0..scenario.measure.rounds() {
-            for (i, kind) in [MOSQUITTO, OURS].into_iter().enumerate() {
+        for round in 0..scenario.measure.rounds() {
+            for (i, kind) in round_order(round) {
                 println!("\n[bench broker] {}: {}", kind.name(), scenario.title);
                 let outcome = run_one(kind, &mosquitto, &mqtt, &work, scenario);
                 match &outcome {
@@ -704,8 +729,8 @@ fn render(
         .filter_map(|(scenario, spread)| {
             let spread = spread.as_ref()?;
             Some(format!(
-                "- {}: {} runs per broker, alternating; the table shows the run with the \
-                 median {}. {spread}.",
+                "- {}: {} runs per broker, alternating, the first broker changing every \
+                 round; the table shows the run with the median {}. {spread}.",
                 scenario.title,
                 scenario.measure.rounds(),
                 scenario.measure.key_name()
@@ -766,7 +791,7 @@ mod tests {
         let text = render(&header, &scenarios, &results, &spreads);
         assert!(text.starts_with(MARKERS.start) && text.ends_with(MARKERS.end));
         assert!(
-            text.contains("3 runs per broker, alternating; the table shows the run with the median p99 (µs). p99 (µs) of each run: X."),
+            text.contains("5 runs per broker, alternating, the first broker changing every round; the table shows the run with the median p99 (µs). p99 (µs) of each run: X."),
             "{text}"
         );
         assert!(
@@ -789,6 +814,18 @@ mod tests {
     }
 
     #[test]
+    fn the_first_broker_changes_every_round() {
+        let firsts: Vec<usize> = (0..4).map(|round| round_order(round)[0].0).collect();
+        assert_eq!(firsts, [0, 1, 0, 1]);
+        for round in 0..4 {
+            let [(a, first), (b, second)] = round_order(round);
+            assert_eq!((a + b, first.name() == second.name()), (1, false));
+            let mosquitto = if a == 0 { first } else { second };
+            assert_eq!(mosquitto.name(), MOSQUITTO.name());
+        }
+    }
+
+    #[test]
     fn the_median_run_is_reported_and_a_failed_run_shows() {
         let run = |p99: u64| -> Result<Value, String> {
             Ok(serde_json::json!({"latency_us": {"p99": p99}}))
@@ -799,7 +836,8 @@ mod tests {
         let both = [runs, vec![run(400), Err("boom".into()), run(450)]];
         assert_eq!(
             spread(Measure::Latency, &both),
-            "p99 (µs) of each run: Mosquitto 900, 300, 500; ours 400, error, 450"
+            "p99 (µs) of each run: Mosquitto 900, 300, 500; ours 400, error, 450 \
+             (ours / Mosquitto by round: 0.44, –, 0.90)"
         );
         let [_, ours] = both;
         assert_eq!(median(Measure::Latency, ours), Err("boom".to_owned()));
