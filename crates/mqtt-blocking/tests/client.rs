@@ -12,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -559,9 +559,33 @@ fn rumqttd() -> &'static Rumqttd {
     })
 }
 
-/// The URL of rumqttd's listener for `version`, once it accepts connections (polled: rumqttd
-/// gives no signal when it is listening).
-fn rumqttd_url(version: ProtocolVersion) -> String {
+/// One test's turn with rumqttd. rumqttd 0.20 gives a new client the connection id of one
+/// that just closed while a late disconnect event of the old one is still on its way to its
+/// router, and that event then closes the new client (mqtt-tokio's `interop_rumqttd` tells
+/// how it showed): the tests that use it take turns, each beginning 200 ms after the last
+/// ended. The turn ends when this is dropped, even by a panic.
+struct RumqttdTurn(MutexGuard<'static, Option<Instant>>);
+
+impl Drop for RumqttdTurn {
+    fn drop(&mut self) {
+        *self.0 = Some(Instant::now());
+    }
+}
+
+/// Waits for the other rumqttd test's turn to end, and 200 ms more.
+fn rumqttd_turn() -> RumqttdTurn {
+    static LAST_ENDED: Mutex<Option<Instant>> = Mutex::new(None);
+    let last = LAST_ENDED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(ended) = *last {
+        thread::sleep(Duration::from_millis(200).saturating_sub(ended.elapsed()));
+    }
+    RumqttdTurn(last)
+}
+
+/// The test's turn with rumqttd, and the URL of its listener for `version` once it accepts
+/// connections (polled: rumqttd gives no signal when it is listening).
+fn rumqttd_url(version: ProtocolVersion) -> (RumqttdTurn, String) {
+    let turn = rumqttd_turn();
     let b = rumqttd();
     let addr = if version.is_v5() { b.v5 } else { b.v4 };
     let deadline = Instant::now() + WAIT;
@@ -569,20 +593,20 @@ fn rumqttd_url(version: ProtocolVersion) -> String {
         assert!(Instant::now() < deadline, "rumqttd not listening");
         thread::sleep(Duration::from_millis(10));
     }
-    url(addr)
+    (turn, url(addr))
 }
 
 // rumqttd gap: it forwards at the subscription's QoS instead of the lower of the published
 // and granted QoS, so the received QoS is not checked.
 #[test]
 fn against_rumqttd_v311() {
-    let url = rumqttd_url(ProtocolVersion::V311);
+    let (_turn, url) = rumqttd_url(ProtocolVersion::V311);
     qos_flows(&url, "rumqttd-v311", ProtocolVersion::V311, false);
 }
 
 #[test]
 fn against_rumqttd_v5() {
-    let url = rumqttd_url(ProtocolVersion::V5);
+    let (_turn, url) = rumqttd_url(ProtocolVersion::V5);
     qos_flows(&url, "rumqttd-v5", ProtocolVersion::V5, false);
 }
 

@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::time::{Duration, Instant};
 
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
@@ -372,6 +372,29 @@ fn rumqttd() -> &'static Rumqttd {
     })
 }
 
+/// One test's turn with rumqttd. rumqttd 0.20 gives a new client the connection id of one
+/// that just closed while a late disconnect event of the old one is still on its way to its
+/// router, and that event then closes the new client (mqtt-tokio's `interop_rumqttd` tells
+/// how it showed): the tests that use it take turns, each beginning 200 ms after the last
+/// ended. The turn ends when this is dropped, even by a panic.
+struct RumqttdTurn(MutexGuard<'static, Option<Instant>>);
+
+impl Drop for RumqttdTurn {
+    fn drop(&mut self) {
+        *self.0 = Some(Instant::now());
+    }
+}
+
+/// Waits for the other rumqttd test's turn to end, and 200 ms more.
+fn rumqttd_turn() -> RumqttdTurn {
+    static LAST_ENDED: Mutex<Option<Instant>> = Mutex::new(None);
+    let last = LAST_ENDED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(ended) = *last {
+        std::thread::sleep(Duration::from_millis(200).saturating_sub(ended.elapsed()));
+    }
+    RumqttdTurn(last)
+}
+
 /// The URL of rumqttd's listener for `version`, once it accepts connections (it gives no
 /// signal when it listens: poll with a short pause, bounded by [`WAIT`]).
 async fn rumqttd_url(version: ProtocolVersion) -> String {
@@ -390,6 +413,7 @@ async fn rumqttd_url(version: ProtocolVersion) -> String {
 // granted QoS, so the QoS received is not checked there.
 #[test]
 fn qos_0_1_2_with_rumqttd_v311() {
+    let _turn = rumqttd_turn();
     smol::block_on(async {
         let url = rumqttd_url(ProtocolVersion::V311).await;
         qos_flows(&url, ProtocolVersion::V311, "rv311", false).await;
@@ -398,6 +422,7 @@ fn qos_0_1_2_with_rumqttd_v311() {
 
 #[test]
 fn qos_0_1_2_with_rumqttd_v5() {
+    let _turn = rumqttd_turn();
     smol::block_on(async {
         let url = rumqttd_url(ProtocolVersion::V5).await;
         qos_flows(&url, ProtocolVersion::V5, "rv5", false).await;
