@@ -1168,7 +1168,12 @@ fn client_adapters(report: &mut Report, release: bool, work: &WorkDir) {
     for runtime in RUNTIMES {
         let label = format!("[mosquitto] the mqtt-{runtime} client example: QoS 1 out and back");
         report.check(&label, || {
-            let exe = build_example(release, &format!("mqtt-{runtime}"), "client", &dir)?;
+            let exe = build_example(
+                release,
+                &format!("mqtt-{runtime}"),
+                &format!("{runtime}_client"),
+                &dir,
+            )?;
             let topic = format!("interop/{runtime}/{}", std::process::id());
             let url = format!("mqtt://127.0.0.1:{}", broker.port);
             let out = Command::new(&exe)
@@ -1198,8 +1203,7 @@ fn client_adapters(report: &mut Report, release: bool, work: &WorkDir) {
     );
 }
 
-/// Builds `example` of `package` and copies it into `dir` under a name of its own (every
-/// adapter's example is called `client`, and they would overwrite each other).
+/// Builds `example` of `package` and copies it into `dir`.
 fn build_example(release: bool, package: &str, example: &str, dir: &Path) -> Result<PathBuf> {
     let built = build_target(release, &["-p", package, "--example", example], example)?;
     let copy = dir.join(format!("{package}-{example}"));

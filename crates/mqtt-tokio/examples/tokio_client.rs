@@ -1,22 +1,22 @@
-//! The blocking client: connect, subscribe, publish at QoS 1, read the message back,
-//! disconnect.
+//! The tokio client: connect, subscribe, publish at QoS 1, read the message back, disconnect.
 //!
 //! ```text
-//! cargo run -p mqtt-blocking --example client                          # against a broker it starts itself
-//! cargo run -p mqtt-blocking --example client -- mqtt://127.0.0.1:1883 demo/hello
+//! cargo run -p mqtt-tokio --example tokio_client                    # against a broker it starts itself
+//! cargo run -p mqtt-tokio --example tokio_client -- mqtt://127.0.0.1:1883 demo/hello
 //! ```
 
 use std::time::Duration;
 
-use mqtt_blocking::broker::Server;
-use mqtt_blocking::client::{Client, ConnectOptions, Event};
 use mqtt_core::broker::BrokerConfig;
 use mqtt_core::client::{ClientOptions, PublishRequest};
 use mqtt_core::packet::{SubscribeProperties, Subscription, SubscriptionOptions};
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::QoS;
+use mqtt_tokio::broker::Server;
+use mqtt_tokio::client::{Client, ConnectOptions, Event};
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next();
     let topic = args.next().unwrap_or_else(|| "demo/hello".to_string());
@@ -27,7 +27,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let server = Server::new(BrokerConfig::default())
                 .listen_tcp(([127, 0, 0, 1], 0).into())
-                .start()?;
+                .start()
+                .await?;
             (
                 format!("mqtt://{}", server.local_addrs()[0].addr),
                 Some(server),
@@ -37,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut options = ClientOptions::new(format!("example-{}", std::process::id()));
     options.keep_alive = Duration::from_secs(30);
-    let (client, events) = Client::connect(ConnectOptions::new(url.as_str(), options))?;
+    let (client, mut events) = Client::connect(ConnectOptions::new(url.as_str(), options)).await?;
     println!("connected to {url}");
 
     let subscription = Subscription {
@@ -47,16 +48,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     };
-    let granted = client.subscribe(vec![subscription], SubscribeProperties::default())?;
+    let granted = client
+        .subscribe(vec![subscription], SubscribeProperties::default())
+        .await?;
     println!("subscribed to {topic}: {granted:?}");
 
-    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-blocking")
+    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-tokio")
         .with_qos(QoS::AtLeastOnce);
-    let code = client.publish(request)?;
+    let code = client.publish(request).await?;
     println!("published: {code}");
 
     // Events come in order: Connected first, then the message.
-    for event in events {
+    while let Some(event) = events.recv().await {
         match event {
             Event::Message { publish, .. } => {
                 let text = String::from_utf8_lossy(&publish.payload);
@@ -67,10 +70,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    client.disconnect()?;
+    client.disconnect().await?;
     println!("disconnected");
     if let Some(server) = server {
-        server.shutdown()?;
+        server.shutdown().await?;
     }
     Ok(())
 }

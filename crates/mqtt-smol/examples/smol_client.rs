@@ -1,8 +1,8 @@
-//! The tokio client: connect, subscribe, publish at QoS 1, read the message back, disconnect.
+//! The smol client: connect, subscribe, publish at QoS 1, read the message back, disconnect.
 //!
 //! ```text
-//! cargo run -p mqtt-tokio --example client                          # against a broker it starts itself
-//! cargo run -p mqtt-tokio --example client -- mqtt://127.0.0.1:1883 demo/hello
+//! cargo run -p mqtt-smol --example smol_client                     # against a broker it starts itself
+//! cargo run -p mqtt-smol --example smol_client -- mqtt://127.0.0.1:1883 demo/hello
 //! ```
 
 use std::time::Duration;
@@ -12,11 +12,14 @@ use mqtt_core::client::{ClientOptions, PublishRequest};
 use mqtt_core::packet::{SubscribeProperties, Subscription, SubscriptionOptions};
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::QoS;
-use mqtt_tokio::broker::Server;
-use mqtt_tokio::client::{Client, ConnectOptions, Event};
+use mqtt_smol::broker::Server;
+use mqtt_smol::client::{Client, ConnectOptions, Event};
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    smol::block_on(run())
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next();
     let topic = args.next().unwrap_or_else(|| "demo/hello".to_string());
@@ -53,7 +56,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     println!("subscribed to {topic}: {granted:?}");
 
-    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-tokio")
+    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-smol")
         .with_qos(QoS::AtLeastOnce);
     let code = client.publish(request).await?;
     println!("published: {code}");

@@ -1,6 +1,6 @@
 //! An MQTT broker in a few lines: serves on 127.0.0.1:1883 (or the address given) until Ctrl-C.
 //!
-//! `cargo run -p mqtt-smol --example broker -- 127.0.0.1:0`, then for instance
+//! `cargo run -p mqtt-smol --example smol_broker -- 127.0.0.1:0`, then for instance
 //! `mosquitto_sub -p PORT -t '#' -v` and `mosquitto_pub -p PORT -t a/b -m hi`.
 
 use std::net::SocketAddr;

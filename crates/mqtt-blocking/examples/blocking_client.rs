@@ -1,25 +1,22 @@
-//! The smol client: connect, subscribe, publish at QoS 1, read the message back, disconnect.
+//! The blocking client: connect, subscribe, publish at QoS 1, read the message back,
+//! disconnect.
 //!
 //! ```text
-//! cargo run -p mqtt-smol --example client                          # against a broker it starts itself
-//! cargo run -p mqtt-smol --example client -- mqtt://127.0.0.1:1883 demo/hello
+//! cargo run -p mqtt-blocking --example blocking_client                 # against a broker it starts itself
+//! cargo run -p mqtt-blocking --example blocking_client -- mqtt://127.0.0.1:1883 demo/hello
 //! ```
 
 use std::time::Duration;
 
+use mqtt_blocking::broker::Server;
+use mqtt_blocking::client::{Client, ConnectOptions, Event};
 use mqtt_core::broker::BrokerConfig;
 use mqtt_core::client::{ClientOptions, PublishRequest};
 use mqtt_core::packet::{SubscribeProperties, Subscription, SubscriptionOptions};
 use mqtt_core::topic::{TopicFilter, TopicName};
 use mqtt_core::QoS;
-use mqtt_smol::broker::Server;
-use mqtt_smol::client::{Client, ConnectOptions, Event};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    smol::block_on(run())
-}
-
-async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let url = args.next();
     let topic = args.next().unwrap_or_else(|| "demo/hello".to_string());
@@ -30,8 +27,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         None => {
             let server = Server::new(BrokerConfig::default())
                 .listen_tcp(([127, 0, 0, 1], 0).into())
-                .start()
-                .await?;
+                .start()?;
             (
                 format!("mqtt://{}", server.local_addrs()[0].addr),
                 Some(server),
@@ -41,7 +37,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
 
     let mut options = ClientOptions::new(format!("example-{}", std::process::id()));
     options.keep_alive = Duration::from_secs(30);
-    let (client, mut events) = Client::connect(ConnectOptions::new(url.as_str(), options)).await?;
+    let (client, events) = Client::connect(ConnectOptions::new(url.as_str(), options))?;
     println!("connected to {url}");
 
     let subscription = Subscription {
@@ -51,18 +47,16 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         },
     };
-    let granted = client
-        .subscribe(vec![subscription], SubscribeProperties::default())
-        .await?;
+    let granted = client.subscribe(vec![subscription], SubscribeProperties::default())?;
     println!("subscribed to {topic}: {granted:?}");
 
-    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-smol")
+    let request = PublishRequest::new(TopicName::new(topic.as_str())?, "hello from mqtt-blocking")
         .with_qos(QoS::AtLeastOnce);
-    let code = client.publish(request).await?;
+    let code = client.publish(request)?;
     println!("published: {code}");
 
     // Events come in order: Connected first, then the message.
-    while let Some(event) = events.recv().await {
+    for event in events {
         match event {
             Event::Message { publish, .. } => {
                 let text = String::from_utf8_lossy(&publish.payload);
@@ -73,10 +67,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         }
     }
 
-    client.disconnect().await?;
+    client.disconnect()?;
     println!("disconnected");
     if let Some(server) = server {
-        server.shutdown().await?;
+        server.shutdown()?;
     }
     Ok(())
 }

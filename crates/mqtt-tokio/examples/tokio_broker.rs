@@ -1,29 +1,28 @@
 //! An MQTT broker in a few lines: serves on 127.0.0.1:1883 (or the address given) until Ctrl-C.
 //!
-//! `cargo run -p mqtt-blocking --example broker -- 127.0.0.1:0`, then for instance
+//! `cargo run -p mqtt-tokio --example tokio_broker -- 127.0.0.1:0`, then for instance
 //! `mosquitto_sub -p PORT -t '#' -v` and `mosquitto_pub -p PORT -t a/b -m hi`.
 
 use std::net::SocketAddr;
 
-use mqtt_blocking::broker::Server;
 use mqtt_core::broker::BrokerConfig;
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
+use mqtt_tokio::broker::Server;
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let addr: SocketAddr = match std::env::args().nth(1) {
         Some(arg) => arg.parse()?,
         None => ([127, 0, 0, 1], 1883).into(),
     };
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
     let server = Server::new(BrokerConfig::default())
         .listen_tcp(addr)
-        .start()?;
+        .start()
+        .await?;
     for listener in server.local_addrs() {
         println!("listening on mqtt://{}", listener.addr);
     }
-    signals.forever().next();
+    tokio::signal::ctrl_c().await?;
     println!("shutting down");
-    server.shutdown()?;
+    server.shutdown().await?;
     Ok(())
 }
