@@ -245,7 +245,7 @@ pub(crate) fn run(mut args: Args) -> Result<()> {
     let mut results = Vec::new();
     let mut spreads = Vec::new();
     for scenario in &scenarios {
-        // Per broker, its runs; the brokers alternate from one round to the next.
+        // Per broker, its runs; the brokers alternate, the first changing every round.
         let mut runs = vec![Vec::new(), Vec::new()];
         for round in 0..scenario.measure.rounds() {
             for (i, kind) in round_order(round) {
