@@ -4,7 +4,8 @@
 //! the tokio broker, and against rumqttd (a broker nobody here wrote).
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something
-//! (`try_recv` is polled with a short pause, within [`WAIT`]).
+//! (`try_recv` is polled with a short pause, within [`WAIT`]), but the pause between the
+//! rumqttd tests ([`RumqttdTurn`]): what it waits for, in rumqttd, shows nowhere.
 
 use std::collections::HashMap;
 use std::io::{Read, Write};

@@ -4,8 +4,9 @@
 //! against rumqttd (a broker nobody here wrote, in-process).
 //!
 //! A focused set: the full behaviour matrix runs in `mqtt-conformance` against every adapter.
-//! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something, and
-//! every server started is stopped.
+//! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something but
+//! the pause between the rumqttd tests ([`RumqttdTurn`]: what it waits for, in rumqttd,
+//! shows nowhere), and every server started is stopped.
 
 use std::collections::HashMap;
 use std::future::Future;
