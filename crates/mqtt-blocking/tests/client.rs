@@ -4,8 +4,7 @@
 //! the tokio broker, and against rumqttd (a broker nobody here wrote).
 //!
 //! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something
-//! (`try_recv` is polled with a short pause, within [`WAIT`]), but the pause between the
-//! rumqttd tests ([`RumqttdTurn`]): what it waits for, in rumqttd, shows nowhere.
+//! (`try_recv` is polled with a short pause, within [`WAIT`]).
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
@@ -13,7 +12,7 @@ use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, TryRecvError};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -501,14 +500,6 @@ fn against_the_tokio_broker() {
     stopped.expect("shutdown timed out").unwrap();
 }
 
-/// The 3.1.1 and 5.0 listeners of the one rumqttd of this test binary. It has no shutdown:
-/// its threads end with the test process. Its config wants fixed ports: they are chosen by
-/// binding 127.0.0.1:0 first.
-struct Rumqttd {
-    v4: SocketAddr,
-    v5: SocketAddr,
-}
-
 fn free_port() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -516,10 +507,22 @@ fn free_port() -> SocketAddr {
         .unwrap()
 }
 
-fn rumqttd() -> &'static Rumqttd {
-    static BROKER: OnceLock<Rumqttd> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        let (v4, v5) = (free_port(), free_port());
+/// The listener of the rumqttd that serves `version`'s test: one rumqttd per version, each
+/// with its own router, so that the two tests never share one. rumqttd 0.20 gives a new client
+/// the connection id of one that just closed while a late disconnect event of the old one is
+/// still on its way to its router, and that event then closes the new client (mqtt-tokio's
+/// `interop_rumqttd` tells how it showed). rumqttd has no shutdown: its threads end with the
+/// test process. Its config wants a fixed port: it is chosen by binding 127.0.0.1:0 first.
+fn rumqttd(version: ProtocolVersion) -> SocketAddr {
+    static V4: OnceLock<SocketAddr> = OnceLock::new();
+    static V5: OnceLock<SocketAddr> = OnceLock::new();
+    let (cell, name) = if version.is_v5() {
+        (&V5, "v5")
+    } else {
+        (&V4, "v4")
+    };
+    *cell.get_or_init(|| {
+        let addr = free_port();
         let connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 10_000,
             max_payload_size: 1024 * 1024,
@@ -528,15 +531,18 @@ fn rumqttd() -> &'static Rumqttd {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server = |name: &str, listen| {
-            let settings = rumqttd::ServerSettings {
-                name: name.to_string(),
-                listen,
-                tls: None,
-                next_connection_delay_ms: 1,
-                connections: connections.clone(),
-            };
-            Some(HashMap::from([(name.to_string(), settings)]))
+        let settings = rumqttd::ServerSettings {
+            name: name.to_string(),
+            listen: addr,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections,
+        };
+        let server = Some(HashMap::from([(name.to_string(), settings)]));
+        let (v4, v5) = if version.is_v5() {
+            (None, server)
+        } else {
+            (server, None)
         };
         let config = rumqttd::Config {
             router: rumqttd::RouterConfig {
@@ -546,8 +552,8 @@ fn rumqttd() -> &'static Rumqttd {
                 max_segment_count: 10,
                 ..Default::default()
             },
-            v4: server("v4", v4),
-            v5: server("v5", v5),
+            v4,
+            v5,
             ..Default::default()
         };
         let mut broker = rumqttd::Broker::new(config);
@@ -556,58 +562,33 @@ fn rumqttd() -> &'static Rumqttd {
                 eprintln!("rumqttd did not start: {e}");
             }
         });
-        Rumqttd { v4, v5 }
+        addr
     })
 }
 
-/// One test's turn with rumqttd. rumqttd 0.20 gives a new client the connection id of one
-/// that just closed while a late disconnect event of the old one is still on its way to its
-/// router, and that event then closes the new client (mqtt-tokio's `interop_rumqttd` tells
-/// how it showed): the tests that use it take turns, each beginning 200 ms after the last
-/// ended. The turn ends when this is dropped, even by a panic.
-struct RumqttdTurn(MutexGuard<'static, Option<Instant>>);
-
-impl Drop for RumqttdTurn {
-    fn drop(&mut self) {
-        *self.0 = Some(Instant::now());
-    }
-}
-
-/// Waits for the other rumqttd test's turn to end, and 200 ms more.
-fn rumqttd_turn() -> RumqttdTurn {
-    static LAST_ENDED: Mutex<Option<Instant>> = Mutex::new(None);
-    let last = LAST_ENDED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(ended) = *last {
-        thread::sleep(Duration::from_millis(200).saturating_sub(ended.elapsed()));
-    }
-    RumqttdTurn(last)
-}
-
-/// The test's turn with rumqttd, and the URL of its listener for `version` once it accepts
-/// connections (polled: rumqttd gives no signal when it is listening).
-fn rumqttd_url(version: ProtocolVersion) -> (RumqttdTurn, String) {
-    let turn = rumqttd_turn();
-    let b = rumqttd();
-    let addr = if version.is_v5() { b.v5 } else { b.v4 };
+/// The URL of rumqttd's listener for `version`, once it accepts connections (polled: rumqttd
+/// gives no signal when it is listening).
+fn rumqttd_url(version: ProtocolVersion) -> String {
+    let addr = rumqttd(version);
     let deadline = Instant::now() + WAIT;
     while TcpStream::connect(addr).is_err() {
         assert!(Instant::now() < deadline, "rumqttd not listening");
         thread::sleep(Duration::from_millis(10));
     }
-    (turn, url(addr))
+    url(addr)
 }
 
 // rumqttd gap: it forwards at the subscription's QoS instead of the lower of the published
 // and granted QoS, so the received QoS is not checked.
 #[test]
 fn against_rumqttd_v311() {
-    let (_turn, url) = rumqttd_url(ProtocolVersion::V311);
+    let url = rumqttd_url(ProtocolVersion::V311);
     qos_flows(&url, "rumqttd-v311", ProtocolVersion::V311, false);
 }
 
 #[test]
 fn against_rumqttd_v5() {
-    let (_turn, url) = rumqttd_url(ProtocolVersion::V5);
+    let url = rumqttd_url(ProtocolVersion::V5);
     qos_flows(&url, "rumqttd-v5", ProtocolVersion::V5, false);
 }
 

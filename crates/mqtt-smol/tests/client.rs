@@ -4,16 +4,15 @@
 //! against rumqttd (a broker nobody here wrote, in-process).
 //!
 //! A focused set: the full behaviour matrix runs in `mqtt-conformance` against every adapter.
-//! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something but
-//! the pause between the rumqttd tests ([`RumqttdTurn`]: what it waits for, in rumqttd,
-//! shows nowhere), and every server started is stopped.
+//! Every wait is bounded by [`WAIT`]; nothing sleeps a fixed time to wait for something, and
+//! every server started is stopped.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use async_io::Timer;
 use async_net::{TcpListener, TcpStream};
@@ -317,22 +316,25 @@ async fn qos_0_1_2_with_the_tokio_broker() {
     within("shutdown", server.shutdown()).await.unwrap();
 }
 
-/// The 3.1.1 and 5.0 listeners of the one rumqttd of this test binary. It has no shutdown:
-/// its threads end with the test process. Its config wants fixed ports: they are chosen by
-/// binding 127.0.0.1:0 first.
-struct Rumqttd {
-    v4: SocketAddr,
-    v5: SocketAddr,
-}
-
-fn rumqttd() -> &'static Rumqttd {
-    static BROKER: OnceLock<Rumqttd> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        let free_port = || {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap()
-        };
-        let (v4, v5) = (free_port(), free_port());
+/// The listener of the rumqttd that serves `version`'s test: one rumqttd per version, each
+/// with its own router, so that the two tests never share one. rumqttd 0.20 gives a new client
+/// the connection id of one that just closed while a late disconnect event of the old one is
+/// still on its way to its router, and that event then closes the new client (mqtt-tokio's
+/// `interop_rumqttd` tells how it showed). rumqttd has no shutdown: its threads end with the
+/// test process. Its config wants a fixed port: it is chosen by binding 127.0.0.1:0 first.
+fn rumqttd(version: ProtocolVersion) -> SocketAddr {
+    static V4: OnceLock<SocketAddr> = OnceLock::new();
+    static V5: OnceLock<SocketAddr> = OnceLock::new();
+    let (cell, name) = if version.is_v5() {
+        (&V5, "v5")
+    } else {
+        (&V4, "v4")
+    };
+    *cell.get_or_init(|| {
+        let addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
         let connections = rumqttd::ConnectionSettings {
             connection_timeout_ms: 10_000,
             max_payload_size: 1024 * 1024,
@@ -341,15 +343,18 @@ fn rumqttd() -> &'static Rumqttd {
             external_auth: None,
             dynamic_filters: true,
         };
-        let server = |name: &str, listen| {
-            let settings = rumqttd::ServerSettings {
-                name: name.to_string(),
-                listen,
-                tls: None,
-                next_connection_delay_ms: 1,
-                connections: connections.clone(),
-            };
-            Some(HashMap::from([(name.to_string(), settings)]))
+        let settings = rumqttd::ServerSettings {
+            name: name.to_string(),
+            listen: addr,
+            tls: None,
+            next_connection_delay_ms: 1,
+            connections,
+        };
+        let server = Some(HashMap::from([(name.to_string(), settings)]));
+        let (v4, v5) = if version.is_v5() {
+            (None, server)
+        } else {
+            (server, None)
         };
         let config = rumqttd::Config {
             router: rumqttd::RouterConfig {
@@ -359,8 +364,8 @@ fn rumqttd() -> &'static Rumqttd {
                 max_segment_count: 10,
                 ..Default::default()
             },
-            v4: server("v4", v4),
-            v5: server("v5", v5),
+            v4,
+            v5,
             ..Default::default()
         };
         let mut broker = rumqttd::Broker::new(config);
@@ -369,38 +374,14 @@ fn rumqttd() -> &'static Rumqttd {
                 eprintln!("rumqttd did not start: {e}");
             }
         });
-        Rumqttd { v4, v5 }
+        addr
     })
-}
-
-/// One test's turn with rumqttd. rumqttd 0.20 gives a new client the connection id of one
-/// that just closed while a late disconnect event of the old one is still on its way to its
-/// router, and that event then closes the new client (mqtt-tokio's `interop_rumqttd` tells
-/// how it showed): the tests that use it take turns, each beginning 200 ms after the last
-/// ended. The turn ends when this is dropped, even by a panic.
-struct RumqttdTurn(MutexGuard<'static, Option<Instant>>);
-
-impl Drop for RumqttdTurn {
-    fn drop(&mut self) {
-        *self.0 = Some(Instant::now());
-    }
-}
-
-/// Waits for the other rumqttd test's turn to end, and 200 ms more.
-fn rumqttd_turn() -> RumqttdTurn {
-    static LAST_ENDED: Mutex<Option<Instant>> = Mutex::new(None);
-    let last = LAST_ENDED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some(ended) = *last {
-        std::thread::sleep(Duration::from_millis(200).saturating_sub(ended.elapsed()));
-    }
-    RumqttdTurn(last)
 }
 
 /// The URL of rumqttd's listener for `version`, once it accepts connections (it gives no
 /// signal when it listens: poll with a short pause, bounded by [`WAIT`]).
 async fn rumqttd_url(version: ProtocolVersion) -> String {
-    let b = rumqttd();
-    let addr = if version.is_v5() { b.v5 } else { b.v4 };
+    let addr = rumqttd(version);
     within("rumqttd listening", async {
         while TcpStream::connect(addr).await.is_err() {
             Timer::after(Duration::from_millis(10)).await;
@@ -414,7 +395,6 @@ async fn rumqttd_url(version: ProtocolVersion) -> String {
 // granted QoS, so the QoS received is not checked there.
 #[test]
 fn qos_0_1_2_with_rumqttd_v311() {
-    let _turn = rumqttd_turn();
     smol::block_on(async {
         let url = rumqttd_url(ProtocolVersion::V311).await;
         qos_flows(&url, ProtocolVersion::V311, "rv311", false).await;
@@ -423,7 +403,6 @@ fn qos_0_1_2_with_rumqttd_v311() {
 
 #[test]
 fn qos_0_1_2_with_rumqttd_v5() {
-    let _turn = rumqttd_turn();
     smol::block_on(async {
         let url = rumqttd_url(ProtocolVersion::V5).await;
         qos_flows(&url, ProtocolVersion::V5, "rv5", false).await;
