@@ -1,29 +1,28 @@
 //! Interop with a broker nobody here wrote: rumqttd 0.20, in-process on 127.0.0.1, against the
 //! tokio client in MQTT 3.1.1 (rumqttd's `v4` server) and 5.0 (its `v5` server).
 //!
-//! One rumqttd serves every test of this binary. It has no shutdown: its threads end with the
-//! test process. Its ports are chosen by binding 127.0.0.1:0 first (its config wants fixed
-//! ports), and the tests wait for them to accept connections, polling with a short pause since
-//! rumqttd gives no signal when it is listening.
+//! Each test starts a rumqttd of its own. It has no shutdown: its threads end with the test
+//! process. Its port is chosen by binding 127.0.0.1:0 first (its config wants a fixed port),
+//! and the test waits for it to accept connections, polling with a short pause since rumqttd
+//! gives no signal when it is listening.
 //!
 //! What rumqttd 0.20 supports, and so what is tested: CONNECT / CONNACK, SUBSCRIBE / SUBACK,
 //! QoS 0, 1 and 2 both ways, UNSUBSCRIBE, DISCONNECT, and session resume on 3.1.1.
 //! Gaps found in rumqttd: see the notes in the tests.
 //!
-//! The tests take turns ([`Turn`]): rumqttd 0.20 gives a new client the connection id of one
+//! Why no two tests share a rumqttd: rumqttd 0.20 gives a new client the connection id of one
 //! that just closed while a late disconnect event of the old one is still on its way to its
 //! router, which then closes the new client. In its log (tracing at debug) the router handles
 //! three disconnect events for a client that sends DISCONNECT and closes: the first removes
 //! it, the second finds it gone ("no-connection id 1 is already gone"), and the third
 //! arrives after the next client was given id 1 and closes that one ("Disconnecting
-//! connection"). Under two busy loops, with the tests overlapping, 4 of 200 runs of this
-//! binary failed so; taking turns, 0 of 300.
+//! connection"). Under two busy loops, with one rumqttd for all the tests, 4 of 200 runs of
+//! this binary failed so.
 
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mqtt_core::client::{ClientOptions, PublishRequest};
 use mqtt_core::packet::{SubscribeProperties, Subscription, SubscriptionOptions};
@@ -45,100 +44,67 @@ async fn within<T>(what: &str, f: impl Future<Output = T>) -> T {
         .unwrap_or_else(|_| panic!("timed out: {what}"))
 }
 
-/// The 3.1.1 and 5.0 listeners of the one rumqttd of this test binary.
-struct Rumqttd {
-    v4: SocketAddr,
-    v5: SocketAddr,
-}
-
 fn free_port() -> SocketAddr {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
 
-fn rumqttd() -> &'static Rumqttd {
-    static BROKER: OnceLock<Rumqttd> = OnceLock::new();
-    BROKER.get_or_init(|| {
-        let (v4, v5) = (free_port(), free_port());
-        let connections = rumqttd::ConnectionSettings {
-            connection_timeout_ms: 10_000,
-            max_payload_size: 1024 * 1024,
-            max_inflight_count: 100,
-            auth: None,
-            external_auth: None,
-            dynamic_filters: true,
-        };
-        let server = |name: &str, listen| {
-            let settings = rumqttd::ServerSettings {
-                name: name.to_string(),
-                listen,
-                tls: None,
-                next_connection_delay_ms: 1,
-                connections: connections.clone(),
-            };
-            Some(HashMap::from([(name.to_string(), settings)]))
-        };
-        let config = rumqttd::Config {
-            router: rumqttd::RouterConfig {
-                max_connections: 1000,
-                max_outgoing_packet_count: 200,
-                max_segment_size: 10 * 1024 * 1024,
-                max_segment_count: 10,
-                ..Default::default()
-            },
-            v4: server("v4", v4),
-            v5: server("v5", v5),
+/// Starts a rumqttd serving `version` (its `v4` or `v5` server) and returns its address.
+fn start_rumqttd(version: ProtocolVersion) -> SocketAddr {
+    let addr = free_port();
+    let name = if version.is_v5() { "v5" } else { "v4" };
+    let connections = rumqttd::ConnectionSettings {
+        connection_timeout_ms: 10_000,
+        max_payload_size: 1024 * 1024,
+        max_inflight_count: 100,
+        auth: None,
+        external_auth: None,
+        dynamic_filters: true,
+    };
+    let settings = rumqttd::ServerSettings {
+        name: name.to_string(),
+        listen: addr,
+        tls: None,
+        next_connection_delay_ms: 1,
+        connections,
+    };
+    let server = Some(HashMap::from([(name.to_string(), settings)]));
+    let (v4, v5) = if version.is_v5() {
+        (None, server)
+    } else {
+        (server, None)
+    };
+    let config = rumqttd::Config {
+        router: rumqttd::RouterConfig {
+            max_connections: 1000,
+            max_outgoing_packet_count: 200,
+            max_segment_size: 10 * 1024 * 1024,
+            max_segment_count: 10,
             ..Default::default()
-        };
-        let mut broker = rumqttd::Broker::new(config);
-        std::thread::spawn(move || {
-            if let Err(e) = broker.start() {
-                eprintln!("rumqttd did not start: {e}");
-            }
-        });
-        Rumqttd { v4, v5 }
-    })
+        },
+        v4,
+        v5,
+        ..Default::default()
+    };
+    let mut broker = rumqttd::Broker::new(config);
+    std::thread::spawn(move || {
+        if let Err(e) = broker.start() {
+            eprintln!("rumqttd did not start: {e}");
+        }
+    });
+    addr
 }
 
-/// How long rumqttd is left to take in the last test's disconnects before the next test
-/// connects.
-const SETTLE: Duration = Duration::from_millis(200);
-
-/// One test's turn with rumqttd (see the module docs); it ends when dropped, even by a panic.
-struct Turn(tokio::sync::MutexGuard<'static, Option<Instant>>);
-
-impl Drop for Turn {
-    fn drop(&mut self) {
-        *self.0 = Some(Instant::now());
-    }
-}
-
-/// Waits for the other tests' turns to end, and [`SETTLE`] after the last.
-async fn turn() -> Turn {
-    static LAST_ENDED: tokio::sync::Mutex<Option<Instant>> = tokio::sync::Mutex::const_new(None);
-    // Bounded by the other tests' turns, each of which ends within its own waits.
-    let last = timeout(WAIT * 8, LAST_ENDED.lock())
-        .await
-        .expect("timed out: a turn with rumqttd");
-    if let Some(ended) = *last {
-        tokio::time::sleep(SETTLE.saturating_sub(ended.elapsed())).await;
-    }
-    Turn(last)
-}
-
-/// The test's turn, and the address of rumqttd's listener for `version` once it accepts
-/// connections.
-async fn broker(version: ProtocolVersion) -> (Turn, String) {
-    let turn = turn().await;
-    let b = rumqttd();
-    let addr = if version.is_v5() { b.v5 } else { b.v4 };
+/// A rumqttd of the test's own for `version`, once it accepts connections: its URL.
+async fn broker(version: ProtocolVersion) -> String {
+    let addr = start_rumqttd(version);
     within("rumqttd listening", async {
         while tokio::net::TcpStream::connect(addr).await.is_err() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    (turn, format!("mqtt://{addr}"))
+    format!("mqtt://{addr}")
 }
 
 fn options(url: &str, id: &str, version: ProtocolVersion) -> ConnectOptions {
@@ -181,9 +147,8 @@ fn msg(topic: &str, payload: impl Into<bytes::Bytes>, qos: QoS) -> PublishReques
 /// Subscribes at QoS 2, publishes at QoS 0, 1 and 2 from another client, checks each
 /// completion and delivery, then unsubscribes.
 async fn qos_flows(version: ProtocolVersion, tag: &str) {
-    let (_turn, url) = broker(version).await;
+    let url = broker(version).await;
     let (subscriber, mut inbox) = connect(options(&url, &format!("{tag}-sub"), version)).await;
-    // Each test has its own topics and client ids: they share one rumqttd.
     let filter = format!("{tag}/qos/#");
     let codes = within(
         "subscribe",
@@ -241,7 +206,7 @@ async fn qos_0_1_2_with_rumqttd_v5() {
 /// arrives once.
 async fn pipelined(version: ProtocolVersion, tag: &str) {
     const COUNT: usize = 200;
-    let (_turn, url) = broker(version).await;
+    let url = broker(version).await;
     let (subscriber, mut inbox) = connect(options(&url, &format!("{tag}-psub"), version)).await;
     let topic = format!("{tag}/pipe");
     let codes = within(
@@ -295,7 +260,7 @@ async fn many_in_flight_with_rumqttd_v5() {
 /// The link dies with a QoS 1 PUBLISH held at a proxy; the client reconnects, rumqttd resumes
 /// the session, and the message is delivered and completes.
 async fn resume(version: ProtocolVersion, tag: &str) {
-    let (_turn, url) = broker(version).await;
+    let url = broker(version).await;
     let upstream: SocketAddr = url.trim_start_matches("mqtt://").parse().unwrap();
     let proxy = Proxy::start(upstream).await;
     let (subscriber, mut inbox) = connect(options(&url, &format!("{tag}-rsub"), version)).await;
@@ -323,7 +288,7 @@ async fn resume(version: ProtocolVersion, tag: &str) {
     }
     // Not sooner: the reconnection could be given the id of the link just killed while
     // that link's disconnect events are still on their way (see the module docs).
-    o.client.backoff_initial = SETTLE;
+    o.client.backoff_initial = Duration::from_millis(200);
     o.client.backoff_jitter = 0.0;
     let (publisher, mut events) = connect(o).await;
 
@@ -373,7 +338,7 @@ async fn session_resume_with_rumqttd_v5() {
 #[tokio::test]
 async fn v5_topic_aliases_with_rumqttd() {
     let version = ProtocolVersion::V5;
-    let (_turn, url) = broker(version).await;
+    let url = broker(version).await;
     let (subscriber, mut inbox) = connect(options(&url, "alias-sub", version)).await;
     within(
         "subscribe",
